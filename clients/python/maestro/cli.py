@@ -1,0 +1,153 @@
+"""The `maestro` command: talk to a running Maestro server.
+
+    maestro text "Once upon a time" --max-tokens 64     # streams to the terminal
+    maestro models                                      # every family's models
+    maestro health
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from grpc_health.v1 import health_pb2
+
+from maestro.client import DEFAULT_TARGET, FAMILIES, MaestroClient, MaestroRpcError
+from maestro.v1 import models_pb2, text_pb2
+
+
+def _text(client: MaestroClient, args: argparse.Namespace) -> int:
+    params = {
+        "max_tokens": args.max_tokens,
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "top_k": args.top_k,
+        "seed": args.seed,
+        "stop": args.stop or None,
+        "regex": args.regex,
+        "choices": args.choice or None,
+        "json_schema": Path(args.json_schema).read_text() if args.json_schema else None,
+        "model": args.model,
+    }
+    messages = [{"role": "system", "content": args.system}] if args.system else []
+    prompt: str | None = args.prompt
+    if args.chat:
+        messages.append({"role": "user", "content": args.prompt})
+        prompt = None
+    if args.no_stream:
+        reply = client.generate_text(prompt, messages=messages or None, **params)
+        print(reply.text)
+        last_usage, reason = reply.usage, reply.finish_reason
+    else:
+        last_usage, reason = text_pb2.Usage(), 0
+        for chunk in client.stream_text(prompt, messages=messages or None, **params):
+            sys.stdout.write(chunk.text)
+            sys.stdout.flush()
+            if chunk.finish_reason:
+                last_usage, reason = chunk.usage, chunk.finish_reason
+        print()
+    print(
+        f"[{text_pb2.FinishReason.Name(reason).removeprefix('FINISH_REASON_').lower()}"
+        f", {last_usage.prompt_tokens} prompt + {last_usage.completion_tokens} "
+        "completion tokens]",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _models(client: MaestroClient, args: argparse.Namespace) -> int:
+    models = client.list_models()
+    if args.json:
+        print(json.dumps([_model_dict(m) for m in models], indent=2))
+        return 0
+    print(f"{'family':8} {'model':28} {'engine':16} {'device':6} status")
+    for m in models:
+        family = models_pb2.Family.Name(m.family).removeprefix("FAMILY_").lower()
+        state = "ready" if m.ready else f"not ready: {m.status_message}"
+        print(f"{family:8} {m.id:28} {m.engine:16} {m.device:6} {state}")
+    return 0
+
+
+def _model_dict(m: models_pb2.ModelInfo) -> dict[str, object]:
+    return {
+        "id": m.id,
+        "family": models_pb2.Family.Name(m.family),
+        "engine": m.engine,
+        "device": m.device,
+        "ready": m.ready,
+        "status_message": m.status_message,
+        "limits": dict(m.limits),
+        "stats": dict(m.stats),
+    }
+
+
+def _health(client: MaestroClient, args: argparse.Namespace) -> int:
+    worst = 0
+    for family in args.families or FAMILIES:
+        try:
+            status = health_pb2.HealthCheckResponse.ServingStatus.Name(
+                client.health(family)
+            )
+        except MaestroRpcError as error:
+            status = error.code.name
+        worst = worst or int(status != "SERVING")
+        print(f"{family:8} {status}")
+    return worst
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="maestro", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--target",
+        default=os.environ.get("MAESTRO_TARGET", DEFAULT_TARGET),
+        help="server address (env MAESTRO_TARGET; default %(default)s)",
+    )
+    parser.add_argument("--timeout", type=float, default=120.0, help="deadline, s")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    text = sub.add_parser("text", help="generate text (streams by default)")
+    text.add_argument("prompt")
+    text.add_argument("--chat", action="store_true", help="send as a user message")
+    text.add_argument("--system", help="system message (implies chat rendering)")
+    text.add_argument("--max-tokens", type=int)
+    text.add_argument("--temperature", type=float)
+    text.add_argument("--top-p", type=float)
+    text.add_argument("--top-k", type=int)
+    text.add_argument("--seed", type=int)
+    text.add_argument("--stop", action="append", help="stop string (repeatable)")
+    text.add_argument("--json-schema", metavar="FILE", help="constrain to a schema")
+    text.add_argument("--regex", help="constrain to a regular expression")
+    text.add_argument("--choice", action="append", help="allowed output (repeatable)")
+    text.add_argument("--model", help="model id (default: the served one)")
+    text.add_argument("--no-stream", action="store_true", help="unary GenerateText")
+    text.set_defaults(run=_text)
+
+    models = sub.add_parser("models", help="list every family's models")
+    models.add_argument("--json", action="store_true")
+    models.set_defaults(run=_models)
+
+    health = sub.add_parser("health", help="health of each application")
+    health.add_argument("families", nargs="*", help=f"default: {' '.join(FAMILIES)}")
+    health.set_defaults(run=_health)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.system and not args.chat and args.command == "text":
+        args.chat = True
+    try:
+        with MaestroClient(args.target, timeout=args.timeout) as client:
+            return int(args.run(client, args))
+    except MaestroRpcError as error:
+        print(f"maestro: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

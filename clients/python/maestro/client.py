@@ -1,0 +1,234 @@
+"""Typed sync and async clients; each call carries its `application` routing key.
+
+Ray Serve's proxy routes a call to an application by the `application`
+metadata key, so every method here sets it from the service it calls. Errors
+surface as `MaestroRpcError` with the status code, the server's details and
+the request id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from maestro.v1 import models_pb2, models_pb2_grpc, text_pb2, text_pb2_grpc
+
+__all__ = ["FAMILIES", "AsyncMaestroClient", "MaestroClient", "MaestroRpcError"]
+
+FAMILIES = ("text", "image", "voice", "studio")
+DEFAULT_TARGET = "127.0.0.1:9000"
+# Streams and images can be large; the server bounds what it sends.
+_CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+Msg = TypeVar("Msg")
+Messages = Iterable[Mapping[str, str] | tuple[str, str]]
+
+
+class MaestroRpcError(Exception):
+    """A call failed: `code` (grpc.StatusCode), `details`, `request_id`."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, request_id: str = "") -> None:
+        self.code, self.details, self.request_id = code, details, request_id
+        super().__init__(f"{code.name}: {details}")
+
+    @classmethod
+    def from_rpc_error(cls, error: grpc.RpcError) -> MaestroRpcError:
+        call: Any = error
+        trailing = dict(call.trailing_metadata() or ())
+        return cls(call.code(), call.details() or "", trailing.get("x-request-id", ""))
+
+
+def _route(family: str) -> tuple[tuple[str, str], ...]:
+    return (("application", family),)
+
+
+def _text_request(
+    cls: type[Msg], prompt: str | None, messages: Messages | None, params: dict[str, Any]
+) -> Msg:
+    turns = [
+        text_pb2.ChatMessage(**m) if isinstance(m, Mapping)
+        else text_pb2.ChatMessage(role=m[0], content=m[1])
+        for m in (messages or ())
+    ]
+    fields = {k: v for k, v in params.items() if v is not None}
+    return cls(prompt=prompt or "", messages=turns, **fields)
+
+
+class MaestroClient:
+    """Blocking client. `timeout` (seconds) is the default deadline per call."""
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        timeout: float | None = 120.0,
+        channel: grpc.Channel | None = None,
+    ) -> None:
+        self.channel = channel or grpc.insecure_channel(target, options=_CHANNEL_OPTIONS)
+        self.timeout = timeout
+        self._text = text_pb2_grpc.TextServiceStub(self.channel)
+        self._models = models_pb2_grpc.ModelServiceStub(self.channel)
+        self._health = health_pb2_grpc.HealthStub(self.channel)
+
+    def __enter__(self) -> MaestroClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def _deadline(self, timeout: float | None) -> float | None:
+        return self.timeout if timeout is None else timeout
+
+    def generate_text(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Messages | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> text_pb2.GenerateTextResponse:
+        """Whole completion. `params`: any GenerateTextRequest field."""
+        request = _text_request(text_pb2.GenerateTextRequest, prompt, messages, params)
+        try:
+            return self._text.GenerateText(
+                request, timeout=self._deadline(timeout), metadata=_route("text")
+            )
+        except grpc.RpcError as error:
+            raise MaestroRpcError.from_rpc_error(error) from None
+
+    def stream_text(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Messages | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> Iterator[text_pb2.StreamTextResponse]:
+        """Text deltas as they arrive; closing the iterator cancels the call."""
+        request = _text_request(text_pb2.StreamTextRequest, prompt, messages, params)
+        call = self._text.StreamText(
+            request, timeout=self._deadline(timeout), metadata=_route("text")
+        )
+        try:
+            yield from call
+        except grpc.RpcError as error:
+            raise MaestroRpcError.from_rpc_error(error) from None
+        finally:
+            call.cancel()
+
+    def list_models(self, families: Iterable[str] = FAMILIES) -> list[models_pb2.ModelInfo]:
+        """Every application's models, merged; absent applications are skipped."""
+        models: list[models_pb2.ModelInfo] = []
+        for family in families:
+            try:
+                reply = self._models.ListModels(
+                    models_pb2.ListModelsRequest(),
+                    timeout=self._deadline(None),
+                    metadata=_route(family),
+                )
+            except grpc.RpcError as error:
+                if error.code() == grpc.StatusCode.NOT_FOUND:  # type: ignore[attr-defined]
+                    continue
+                raise MaestroRpcError.from_rpc_error(error) from None
+            models.extend(reply.models)
+        return models
+
+    def health(self, family: str, service: str = "") -> int:
+        """`HealthCheckResponse.ServingStatus` of one application."""
+        try:
+            return self._health.Check(
+                health_pb2.HealthCheckRequest(service=service),
+                timeout=self._deadline(None),
+                metadata=_route(family),
+            ).status
+        except grpc.RpcError as error:
+            raise MaestroRpcError.from_rpc_error(error) from None
+
+
+class AsyncMaestroClient:
+    """asyncio client with the same methods as MaestroClient."""
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        timeout: float | None = 120.0,
+        channel: grpc.aio.Channel | None = None,
+    ) -> None:
+        self.channel = channel or grpc.aio.insecure_channel(
+            target, options=_CHANNEL_OPTIONS
+        )
+        self.timeout = timeout
+        self._text = text_pb2_grpc.TextServiceStub(self.channel)
+        self._models = models_pb2_grpc.ModelServiceStub(self.channel)
+
+    async def __aenter__(self) -> AsyncMaestroClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    def _deadline(self, timeout: float | None) -> float | None:
+        return self.timeout if timeout is None else timeout
+
+    async def generate_text(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Messages | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> text_pb2.GenerateTextResponse:
+        request = _text_request(text_pb2.GenerateTextRequest, prompt, messages, params)
+        try:
+            return await self._text.GenerateText(
+                request, timeout=self._deadline(timeout), metadata=_route("text")
+            )
+        except grpc.RpcError as error:
+            raise MaestroRpcError.from_rpc_error(error) from None
+
+    async def stream_text(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Messages | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> AsyncIterator[text_pb2.StreamTextResponse]:
+        request = _text_request(text_pb2.StreamTextRequest, prompt, messages, params)
+        call = self._text.StreamText(
+            request, timeout=self._deadline(timeout), metadata=_route("text")
+        )
+        try:
+            async for message in call:
+                yield message
+        except grpc.RpcError as error:
+            raise MaestroRpcError.from_rpc_error(error) from None
+        finally:
+            call.cancel()
+
+    async def list_models(
+        self, families: Iterable[str] = FAMILIES
+    ) -> list[models_pb2.ModelInfo]:
+        models: list[models_pb2.ModelInfo] = []
+        for family in families:
+            try:
+                reply = await self._models.ListModels(
+                    models_pb2.ListModelsRequest(),
+                    timeout=self._deadline(None),
+                    metadata=_route(family),
+                )
+            except grpc.RpcError as error:
+                if error.code() == grpc.StatusCode.NOT_FOUND:  # type: ignore[attr-defined]
+                    continue
+                raise MaestroRpcError.from_rpc_error(error) from None
+            models.extend(reply.models)
+        return models

