@@ -50,13 +50,21 @@ class TextEngineConfig(BaseModel):
     max_num_seqs: int = Field(
         128, ge=1, description="Most sequences vLLM batches in one step."
     )
-    kv_cache_space_gib: float | None = Field(
-        None, gt=0, description="CPU only: KV-cache size (VLLM_CPU_KVCACHE_SPACE)."
+    kv_cache_space_gib: int | None = Field(
+        None, ge=1, description="CPU only: KV-cache GiB (VLLM_CPU_KVCACHE_SPACE)."
     )
     gpu_memory_utilization: float = Field(
         0.9, gt=0, le=1, description="GPU only: share of the GPU vLLM may take."
     )
     enforce_eager: bool = Field(False, description="Skip CUDA graph capture.")
+    structured_output_backend: Literal["auto", "xgrammar", "guidance", "outlines"] = (
+        Field(
+            "guidance",
+            description="Guided-decoding backend for json_schema/regex/choices. "
+            "guidance (llguidance) keeps JSON strings free of raw control "
+            "characters, so outputs parse with strict JSON parsers.",
+        )
+    )
     seed: int = Field(0, description="Engine seed (requests may set their own).")
     default_max_tokens: int = Field(
         256, ge=1, description="max_tokens when a request leaves it unset."
@@ -127,6 +135,7 @@ class TextEngine:
             gpu_memory_utilization=c.gpu_memory_utilization,
             enforce_eager=c.enforce_eager,
             seed=c.seed,
+            structured_outputs_config={"backend": c.structured_output_backend},
         )
         self._llm = AsyncLLM.from_engine_args(args)
         self._tokenizer = self._llm.get_tokenizer()
