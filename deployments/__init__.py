@@ -17,4 +17,6 @@ def resolve_project_path(path: str) -> str:
     ids (`Qwen/Qwen2.5-0.5B-Instruct`) pass through unchanged.
     """
     candidate = PROJECT_ROOT / path
-    return str(candidate) if not Path(path).is_absolute() and candidate.exists() else path
+    return (
+        str(candidate) if not Path(path).is_absolute() and candidate.exists() else path
+    )

@@ -45,7 +45,13 @@ def request_id_of(request: Any, context: GrpcContext | None) -> str:
     return rid or uuid.uuid4().hex
 
 
-def _report(exc: BaseException, rpc: str, rid: str, context: GrpcContext | None) -> None:
+class StreamFailed(Exception):
+    """Ends a failed stream after its status was set on the context."""
+
+
+def _report(
+    exc: BaseException, rpc: str, rid: str, context: GrpcContext | None
+) -> None:
     code, details = to_status(exc)
     if isinstance(exc, MaestroError):
         logger.info("%s %s -> %s: %s", rpc, rid, code.name, details)
@@ -92,7 +98,9 @@ def stream_rpc(
     An error ends the stream with its status; messages already sent stay sent.
     """
 
-    async def rpc(self: Any, request: Any, grpc_context: Any = None) -> AsyncIterator[Resp]:
+    async def rpc(
+        self: Any, request: Any, grpc_context: Any = None
+    ) -> AsyncIterator[Resp]:
         rid = request_id_of(request, grpc_context)
         if grpc_context is not None:
             grpc_context.set_trailing_metadata([(REQUEST_ID_KEY, rid)])
@@ -102,6 +110,10 @@ def stream_rpc(
                 yield message
         except Exception as exc:
             _report(exc, fn.__name__, rid, grpc_context)
+            # A stream's status only reaches the proxy with a message or an
+            # exception; Ray keeps the code and details set above and sends
+            # them, not this exception's text.
+            raise StreamFailed(str(to_status(exc)[0])) from None
         finally:
             await stream.aclose()
 

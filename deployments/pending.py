@@ -78,7 +78,9 @@ PendingStudio = _pending_class("studio")
 def _build(cls: type, args: dict[str, Any] | None) -> Application:
     if args:
         raise ValueError(f"{cls.__name__} takes no args, got {sorted(args)}")
-    return serve.deployment(cls, name=cls.__name__, ray_actor_options={"num_cpus": 0}).bind()
+    return serve.deployment(
+        cls, name=cls.__name__, ray_actor_options={"num_cpus": 0}
+    ).bind()
 
 
 def build_image_app(args: dict[str, Any] | None = None) -> Application:

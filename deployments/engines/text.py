@@ -207,7 +207,9 @@ class TextEngine:
             # grammar compiler refuses surface here, before any token.
             if completion_tokens == 0 and (field := _constraint_field(request)):
                 raise InvalidArgument(
-                    field=field, allowed="a grammar the engine compiles", reason=str(exc)
+                    field=field,
+                    allowed="a grammar the engine compiles",
+                    reason=str(exc),
                 ) from None
             raise
 
@@ -260,8 +262,7 @@ class TextEngine:
             "frequency_penalty": request.frequency_penalty,
         }
         return SamplingParams(
-            max_tokens=request.max_tokens
-            or min(self.limits.default_max_tokens, room),
+            max_tokens=request.max_tokens or min(self.limits.default_max_tokens, room),
             seed=request.seed,
             stop=list(request.stop) or None,
             structured_outputs=structured,
@@ -280,4 +281,3 @@ def _constraint_field(request: TextRequest) -> str | None:
 
 def _field_of(exc: Any) -> str:
     return str(getattr(exc, "parameter", None) or "request")
-

@@ -168,7 +168,9 @@ def _validate_json_schema(text: str, limits: TextLimits) -> None:
         ) from None
     if not isinstance(schema, dict):
         raise InvalidArgument(
-            field="json_schema", allowed="a JSON object (a JSON Schema)", reason="not an object"
+            field="json_schema",
+            allowed="a JSON object (a JSON Schema)",
+            reason="not an object",
         )
     try:
         validator_for(schema).check_schema(schema)

@@ -19,4 +19,6 @@ def build_app(args: dict[str, Any]) -> Application:
     engine = config.engine.model_copy(
         update={"model": resolve_project_path(config.engine.model)}
     )
-    return TextDeployment.bind(config.model_copy(update={"engine": engine}).model_dump())
+    return TextDeployment.bind(
+        config.model_copy(update={"engine": engine}).model_dump()
+    )

@@ -10,7 +10,9 @@ from deployments.streaming import MessagePacer, StreamPacingConfig, paced
 
 
 def test_interval_grows_with_open_streams_and_is_capped() -> None:
-    pacer = MessagePacer(StreamPacingConfig(messages_per_second=100, max_interval_ms=80))
+    pacer = MessagePacer(
+        StreamPacingConfig(messages_per_second=100, max_interval_ms=80)
+    )
     assert pacer.interval() == 0
     pacer.open_streams = 1
     assert pacer.interval() == 0.01
@@ -28,7 +30,9 @@ async def _ticks(n: int, every: float) -> AsyncIterator[int]:
 
 async def test_paced_streams_share_the_budget() -> None:
     """Four streams on a 40 msg/s budget: each pulls at most every 0.1 s."""
-    pacer = MessagePacer(StreamPacingConfig(messages_per_second=40, max_interval_ms=500))
+    pacer = MessagePacer(
+        StreamPacingConfig(messages_per_second=40, max_interval_ms=500)
+    )
     arrivals: list[list[float]] = [[] for _ in range(4)]
 
     async def consume(k: int) -> None:
@@ -45,7 +49,9 @@ async def test_paced_streams_share_the_budget() -> None:
 
 
 async def test_last_item_is_not_followed_by_a_wait() -> None:
-    pacer = MessagePacer(StreamPacingConfig(messages_per_second=1, max_interval_ms=5000))
+    pacer = MessagePacer(
+        StreamPacingConfig(messages_per_second=1, max_interval_ms=5000)
+    )
     start = time.monotonic()
     items = [i async for i in paced(_ticks(1, 0), pacer, is_last=lambda i: i == 0)]
     assert items == [0]

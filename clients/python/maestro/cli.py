@@ -1,8 +1,8 @@
 """The `maestro` command: talk to a running Maestro server.
 
-    maestro text "Once upon a time" --max-tokens 64     # streams to the terminal
-    maestro models                                      # every family's models
-    maestro health
+maestro text "Once upon a time" --max-tokens 64     # streams to the terminal
+maestro models                                      # every family's models
+maestro health
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def _text(client: MaestroClient, args: argparse.Namespace) -> int:
     }
     messages = [{"role": "system", "content": args.system}] if args.system else []
     prompt: str | None = args.prompt
-    if args.chat:
+    if args.chat or args.system:
         messages.append({"role": "user", "content": args.prompt})
         prompt = None
     if args.no_stream:
@@ -99,7 +99,9 @@ def _health(client: MaestroClient, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="maestro", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="maestro", description=__doc__.splitlines()[0]
+    )
     parser.add_argument(
         "--target",
         default=os.environ.get("MAESTRO_TARGET", DEFAULT_TARGET),
@@ -137,8 +139,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.system and not args.chat and args.command == "text":
-        args.chat = True
     try:
         with MaestroClient(args.target, timeout=args.timeout) as client:
             return int(args.run(client, args))

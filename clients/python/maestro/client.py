@@ -29,7 +29,9 @@ Messages = Iterable[Mapping[str, str] | tuple[str, str]]
 class MaestroRpcError(Exception):
     """A call failed: `code` (grpc.StatusCode), `details`, `request_id`."""
 
-    def __init__(self, code: grpc.StatusCode, details: str, request_id: str = "") -> None:
+    def __init__(
+        self, code: grpc.StatusCode, details: str, request_id: str = ""
+    ) -> None:
         self.code, self.details, self.request_id = code, details, request_id
         super().__init__(f"{code.name}: {details}")
 
@@ -45,10 +47,14 @@ def _route(family: str) -> tuple[tuple[str, str], ...]:
 
 
 def _text_request(
-    cls: type[Msg], prompt: str | None, messages: Messages | None, params: dict[str, Any]
+    cls: type[Msg],
+    prompt: str | None,
+    messages: Messages | None,
+    params: dict[str, Any],
 ) -> Msg:
     turns = [
-        text_pb2.ChatMessage(**m) if isinstance(m, Mapping)
+        text_pb2.ChatMessage(**m)
+        if isinstance(m, Mapping)
         else text_pb2.ChatMessage(role=m[0], content=m[1])
         for m in (messages or ())
     ]
@@ -66,7 +72,9 @@ class MaestroClient:
         timeout: float | None = 120.0,
         channel: grpc.Channel | None = None,
     ) -> None:
-        self.channel = channel or grpc.insecure_channel(target, options=_CHANNEL_OPTIONS)
+        self.channel = channel or grpc.insecure_channel(
+            target, options=_CHANNEL_OPTIONS
+        )
         self.timeout = timeout
         self._text = text_pb2_grpc.TextServiceStub(self.channel)
         self._models = models_pb2_grpc.ModelServiceStub(self.channel)
@@ -121,7 +129,9 @@ class MaestroClient:
         finally:
             call.cancel()
 
-    def list_models(self, families: Iterable[str] = FAMILIES) -> list[models_pb2.ModelInfo]:
+    def list_models(
+        self, families: Iterable[str] = FAMILIES
+    ) -> list[models_pb2.ModelInfo]:
         """Every application's models, merged; absent applications are skipped."""
         models: list[models_pb2.ModelInfo] = []
         for family in families:

@@ -1,0 +1,79 @@
+"""`serve run` on a copy of serve_config.yaml (free ports), as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from grpc_health.v1 import health_pb2
+
+from maestro import MaestroClient, MaestroRpcError
+from tests.conftest import ROOT, free_port
+
+STARTUP_S = 240
+
+
+@pytest.fixture(scope="session")
+def server(
+    demo_models: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The real stack of serve_config.yaml; yields its gRPC target."""
+    config = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
+    port = free_port()
+    config["grpc_options"]["port"] = port
+    config["http_options"]["port"] = free_port()
+    path = tmp_path_factory.mktemp("serve") / "serve_config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    log = (path.parent / "serve.log").open("w")
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.Popen(
+        [str(bin_dir / "serve"), "run", str(path)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    target = f"127.0.0.1:{port}"
+    try:
+        _wait_until_serving(target, proc, path.parent / "serve.log")
+        yield target
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        subprocess.run([str(bin_dir / "ray"), "stop", "--force"], capture_output=True)
+
+
+def _wait_until_serving(target: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_S
+    with MaestroClient(target, timeout=5) as client:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"serve run exited:\n{log.read_text()[-4000:]}")
+            try:
+                if client.health("text") == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except MaestroRpcError:
+                pass
+            time.sleep(1)
+    raise RuntimeError(
+        f"text not SERVING after {STARTUP_S} s:\n{log.read_text()[-4000:]}"
+    )
+
+
+@pytest.fixture
+def client(server: str) -> Iterator[MaestroClient]:
+    with MaestroClient(server, timeout=60) as c:
+        yield c

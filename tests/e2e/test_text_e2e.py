@@ -1,0 +1,280 @@
+"""End to end: `serve run serve_config.yaml`, called through the Python client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import jsonschema
+import pytest
+from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+
+from maestro import AsyncMaestroClient, MaestroClient, MaestroRpcError
+from maestro.v1 import (
+    image_pb2,
+    image_pb2_grpc,
+    models_pb2,
+    studio_pb2,
+    studio_pb2_grpc,
+    text_pb2,
+    text_pb2_grpc,
+    voice_pb2,
+    voice_pb2_grpc,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "title": {"type": "string", "maxLength": 24},
+        "count": {"type": "integer", "minimum": 1, "maximum": 9},
+        "tags": {
+            "type": "array",
+            "items": {"type": "string", "maxLength": 8},
+            "minItems": 1,
+            "maxItems": 3,
+        },
+    },
+    "required": ["title", "count", "tags"],
+    "additionalProperties": False,
+}
+
+
+def _unfinished(client: MaestroClient) -> int:
+    (model,) = client.list_models(["text"])
+    return int(model.stats["unfinished_requests"])
+
+
+def _wait_idle(client: MaestroClient, timeout: float = 15.0) -> int:
+    deadline = time.monotonic() + timeout
+    while (left := _unfinished(client)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def test_health_models_and_reflection(server: str, client: MaestroClient) -> None:
+    assert client.health("text") == health_pb2.HealthCheckResponse.SERVING
+    assert client.health("text", "maestro.v1.TextService") == (
+        health_pb2.HealthCheckResponse.SERVING
+    )
+    assert client.health("image") == health_pb2.HealthCheckResponse.NOT_SERVING
+    (model,) = client.list_models()
+    assert model.family == models_pb2.FAMILY_TEXT and model.ready
+    assert model.id == "maestro-demo-llm" and model.engine.startswith("vllm")
+    assert model.limits["max_model_len"] == "2048"
+    with grpc.insecure_channel(server) as channel:
+        services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
+    assert {
+        "maestro.v1.TextService",
+        "maestro.v1.ImageService",
+        "maestro.v1.VoiceService",
+        "maestro.v1.StudioService",
+        "maestro.v1.ModelService",
+        "grpc.health.v1.Health",
+    } <= services
+
+
+def test_unary_and_stream_agree(client: MaestroClient) -> None:
+    params = {"max_tokens": 24, "temperature": 0.0}
+    whole = client.generate_text("the quick fox", **params)
+    assert whole.finish_reason in (
+        text_pb2.FINISH_REASON_STOP,
+        text_pb2.FINISH_REASON_LENGTH,
+    )
+    assert whole.usage.completion_tokens > 0 and whole.request_id
+    chunks = list(client.stream_text("the quick fox", **params))
+    assert "".join(c.text for c in chunks) == whole.text
+    assert chunks[-1].finish_reason == whole.finish_reason
+    assert chunks[-1].usage == whole.usage
+    assert all(not c.finish_reason for c in chunks[:-1])
+
+
+def test_chat_messages_and_seeded_sampling(client: MaestroClient) -> None:
+    messages = [{"role": "system", "content": "be brief"}, ("user", "hello")]
+    chat = client.generate_text(messages=messages, max_tokens=8)
+    assert chat.usage.prompt_tokens > 8
+    seeded = {"max_tokens": 32, "temperature": 1.0, "seed": 11}
+    first = client.generate_text("a pilot", **seeded)
+    assert client.generate_text("a pilot", **seeded).text == first.text
+    streamed = "".join(c.text for c in client.stream_text("a pilot", **seeded))
+    assert streamed == first.text
+
+
+def test_structured_output_parses(client: MaestroClient) -> None:
+    reply = client.generate_text(
+        "json:", json_schema=json.dumps(SCHEMA), max_tokens=300, seed=3
+    )
+    jsonschema.validate(json.loads(reply.text), SCHEMA)
+    choice = client.generate_text("pick:", choices=["red", "green"], max_tokens=4)
+    assert choice.text in ("red", "green")
+
+
+async def test_sixteen_concurrent_streams_interleave(server: str) -> None:
+    arrivals: list[int] = []
+
+    async def one(client: AsyncMaestroClient, i: int) -> str:
+        parts = []
+        async for chunk in client.stream_text(
+            f"stream {i}", max_tokens=48, temperature=0.0, stop=["###"]
+        ):
+            arrivals.append(i)
+            parts.append(chunk.text)
+        return "".join(parts)
+
+    async with AsyncMaestroClient(server, timeout=120) as client:
+        texts = await asyncio.gather(*(one(client, i) for i in range(16)))
+    assert len(texts) == 16 and all(texts)
+    # interleaving: the stream that finished first had company while it ran
+    first_done = min(range(16), key=lambda i: len(arrivals) - arrivals[::-1].index(i))
+    last_of_first = len(arrivals) - 1 - arrivals[::-1].index(first_done)
+    assert len(set(arrivals[: last_of_first + 1])) > 8
+
+
+def test_disconnect_aborts_the_request_in_vllm(client: MaestroClient) -> None:
+    stream = client.stream_text("a very long story", max_tokens=1800, temperature=1.0)
+    next(stream)
+    assert _unfinished(client) == 1
+    stream.close()  # cancels the RPC
+    assert _wait_idle(client) == 0
+
+
+def test_deadline_aborts_the_request_in_vllm(client: MaestroClient) -> None:
+    with pytest.raises(MaestroRpcError) as info:
+        for _ in client.stream_text(
+            "another long story", max_tokens=1800, temperature=1.0, timeout=1.0
+        ):
+            pass
+    assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert _wait_idle(client) == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "code", "field"),
+    [
+        ({"prompt": ""}, grpc.StatusCode.INVALID_ARGUMENT, "prompt"),
+        (
+            {"prompt": "x", "max_tokens": 0},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "max_tokens",
+        ),
+        (
+            {"prompt": "x", "max_tokens": 4096},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "max_tokens",
+        ),
+        (
+            {"prompt": "x", "temperature": -1},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "temperature",
+        ),
+        ({"prompt": "x", "top_p": 0}, grpc.StatusCode.INVALID_ARGUMENT, "top_p"),
+        ({"prompt": "x", "top_p": 1.5}, grpc.StatusCode.INVALID_ARGUMENT, "top_p"),
+        (
+            {"prompt": "x", "json_schema": "{oops"},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "json_schema",
+        ),
+        (
+            {"prompt": "x", "json_schema": '{"type": 5}'},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "json_schema",
+        ),
+        ({"prompt": "x", "regex": "(["}, grpc.StatusCode.INVALID_ARGUMENT, "regex"),
+        ({"prompt": "x", "model": "gpt-17"}, grpc.StatusCode.NOT_FOUND, "gpt-17"),
+    ],
+)
+@pytest.mark.parametrize("streaming", [False, True])
+def test_bad_input_gets_a_clear_status_and_the_replica_stays_well(
+    client: MaestroClient,
+    kwargs: dict,
+    code: grpc.StatusCode,
+    field: str,
+    streaming: bool,
+) -> None:
+    kwargs = dict(kwargs)  # shared between the streaming parametrizations
+    prompt = kwargs.pop("prompt")
+    with pytest.raises(MaestroRpcError) as info:
+        if streaming:
+            list(client.stream_text(prompt, **kwargs))
+        else:
+            client.generate_text(prompt, **kwargs)
+    assert info.value.code == code
+    assert field in info.value.details and "Traceback" not in info.value.details
+    assert client.generate_text("still fine", max_tokens=2).usage.completion_tokens
+
+
+def test_pending_families_answer_unimplemented(server: str) -> None:
+    calls = [
+        (
+            "image",
+            lambda ch: image_pb2_grpc.ImageServiceStub(ch).GenerateImage(
+                image_pb2.GenerateImageRequest(prompt="x"),
+                metadata=[("application", "image")],
+            ),
+        ),
+        (
+            "image",
+            lambda ch: list(
+                image_pb2_grpc.ImageServiceStub(ch).StreamImage(
+                    image_pb2.StreamImageRequest(prompt="x"),
+                    metadata=[("application", "image")],
+                )
+            ),
+        ),
+        (
+            "voice",
+            lambda ch: voice_pb2_grpc.VoiceServiceStub(ch).Synthesize(
+                voice_pb2.SynthesizeRequest(text="x"),
+                metadata=[("application", "voice")],
+            ),
+        ),
+        (
+            "studio",
+            lambda ch: list(
+                studio_pb2_grpc.StudioServiceStub(ch).Compose(
+                    studio_pb2.ComposeRequest(brief="x"),
+                    metadata=[("application", "studio")],
+                )
+            ),
+        ),
+    ]
+    with grpc.insecure_channel(server) as channel:
+        for family, call in calls:
+            with pytest.raises(grpc.RpcError) as info:
+                call(channel)
+            assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+            assert family in info.value.details()
+        with pytest.raises(grpc.RpcError) as info:  # no routing key: Ray's answer
+            text_pb2_grpc.TextServiceStub(channel).GenerateText(
+                text_pb2.GenerateTextRequest(prompt="x")
+            )
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_cli_streams_text_and_lists_models(server: str) -> None:
+    cli = [str(Path(sys.executable).parent / "maestro"), "--target", server]
+    out = subprocess.run(
+        [*cli, "text", "the cat", "--max-tokens", "8", "--seed", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "prompt +" in out.stderr and out.stdout.strip()
+    models = subprocess.run(
+        [*cli, "models"], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "maestro-demo-llm" in models.stdout and "ready" in models.stdout
+    bad = subprocess.run(
+        [*cli, "text", "x", "--top-p", "2"], capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 1 and "INVALID_ARGUMENT: top_p" in bad.stderr
