@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from grpc_health.v1 import health_pb2
-from maestro.v1 import image_pb2, models_pb2, studio_pb2, voice_pb2
 from ray import serve
 from ray.serve import Application
 
 from deployments.health import health_response
 from deployments.ingress import unary_rpc, unimplemented
+from maestro.v1 import image_pb2, models_pb2, studio_pb2, voice_pb2
 
 __all__ = ["build_image_app", "build_studio_app", "build_voice_app"]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -76,9 +76,10 @@ async def paced(
     and nothing waits after the last one.
     """
     with pacer.stream():
-        async for item in source:
-            yield item
-            if is_last(item):
-                return
-            if (delay := pacer.interval()) > 0:
-                await asyncio.sleep(delay)
+        async with aclosing(source):  # type: ignore[type-var]
+            async for item in source:
+                yield item
+                if is_last(item):
+                    return
+                if (delay := pacer.interval()) > 0:
+                    await asyncio.sleep(delay)

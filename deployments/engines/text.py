@@ -12,6 +12,7 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -135,7 +136,12 @@ class TextEngine:
             gpu_memory_utilization=c.gpu_memory_utilization,
             enforce_eager=c.enforce_eager,
             seed=c.seed,
-            structured_outputs_config={"backend": c.structured_output_backend},
+            # Whitespace between JSON tokens is legal but, on a random-weight
+            # model, it is most of what gets generated.
+            structured_outputs_config={
+                "backend": c.structured_output_backend,
+                "disable_any_whitespace": True,
+            },
         )
         self._llm = AsyncLLM.from_engine_args(args)
         self._tokenizer = self._llm.get_tokenizer()
@@ -184,20 +190,24 @@ class TextEngine:
         from vllm.exceptions import VLLMValidationError
 
         completion_tokens = 0
+        outputs = self._llm.generate(
+            {"prompt_token_ids": prompt_ids}, params, request_id
+        )
         try:
-            async for out in self._llm.generate(
-                {"prompt_token_ids": prompt_ids}, params, request_id
-            ):
-                choice = out.outputs[0]
-                completion_tokens += len(choice.token_ids)
-                yield TextDelta(
-                    text=choice.text,
-                    prompt_tokens=len(prompt_ids),
-                    completion_tokens=completion_tokens,
-                    finish_reason=_FINISH.get(choice.finish_reason)
-                    if out.finished
-                    else None,
-                )
+            # aclosing: a consumer that stops early must abort the request now,
+            # not whenever the generator is garbage collected.
+            async with aclosing(outputs):
+                async for out in outputs:
+                    choice = out.outputs[0]
+                    completion_tokens += len(choice.token_ids)
+                    yield TextDelta(
+                        text=choice.text,
+                        prompt_tokens=len(prompt_ids),
+                        completion_tokens=completion_tokens,
+                        finish_reason=_FINISH.get(choice.finish_reason)
+                        if out.finished
+                        else None,
+                    )
         except VLLMValidationError as exc:
             raise InvalidArgument(
                 field=_field_of(exc), allowed="see message", reason=str(exc)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from maestro.v1 import text_pb2
-
 from deployments.engines.text_types import ChatTurn, TextDelta, TextRequest
+from maestro.v1 import text_pb2
 
 __all__ = ["to_engine_request", "to_generate_response", "to_stream_response"]
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from grpc_health.v1 import health_pb2
-from maestro.v1 import models_pb2, text_pb2
 from ray import serve
 
 from deployments.engines.text import TextEngine
@@ -24,6 +24,7 @@ from deployments.text.converters import (
     to_generate_response,
     to_stream_response,
 )
+from maestro.v1 import models_pb2, text_pb2
 
 __all__ = ["TextDeployment"]
 
@@ -71,10 +72,12 @@ class TextDeployment:
         self.engine.check_model(request.model)
         deltas = self.engine.stream(to_engine_request(request, request_id))
         model = self.engine.config.served_id
-        async for delta in paced(
+        messages = paced(
             deltas, self.pacer, is_last=lambda d: d.finish_reason is not None
-        ):
-            yield to_stream_response(delta, model=model, request_id=request_id)
+        )
+        async with aclosing(messages):
+            async for delta in messages:
+                yield to_stream_response(delta, model=model, request_id=request_id)
 
     @unary_rpc(models_pb2.ListModelsResponse)
     async def ListModels(
