@@ -10,15 +10,18 @@ from deployments import resolve_project_path
 from deployments.text.config import TextAppConfig
 from deployments.text.deployment import TextDeployment
 
-__all__ = ["TextDeployment", "build_app"]
+__all__ = ["TextDeployment", "build_app", "resolve_config"]
 
 
-def build_app(args: dict[str, Any]) -> Application:
-    """Application builder for serve_config.yaml; validates `args` first."""
+def resolve_config(args: dict[str, Any]) -> TextAppConfig:
+    """Validate `args` and anchor a relative model path to the project."""
     config = TextAppConfig.model_validate(args)
     engine = config.engine.model_copy(
         update={"model": resolve_project_path(config.engine.model)}
     )
-    return TextDeployment.bind(
-        config.model_copy(update={"engine": engine}).model_dump()
-    )
+    return config.model_copy(update={"engine": engine})
+
+
+def build_app(args: dict[str, Any]) -> Application:
+    """Application builder for serve_config.yaml; validates `args` first."""
+    return TextDeployment.bind(resolve_config(args).model_dump())

@@ -1,0 +1,233 @@
+"""Load generator: one streaming client per side, one JSON line of results.
+
+Runs in its own process (the driver starts it) so that its CPU use shows up as
+a separate process on the same machine, the same for both sides, and so that
+nothing of the driver (tokenizer, subprocess bookkeeping) shares its event
+loop. Both sides get the same prompts: Maestro the text, vLLM the token ids
+that text encodes to, so the engines see identical inputs.
+
+Usage: ``python -m bench.loadgen --backend maestro|vllm --target HOST:PORT
+--prompts FILE --concurrency N [--warmup W] [--max-tokens 64]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MODEL_ID = "maestro-demo-llm"
+
+
+@dataclass
+class Prompt:
+    """One request's input: the text Maestro encodes and the ids it gives."""
+
+    text: str
+    ids: list[int]
+
+
+@dataclass
+class Trace:
+    """Arrival times of one stream's messages, relative to its send time.
+
+    `text_times` holds only messages carrying text: the stream target is that
+    text keeps arriving, so the gaps are measured between those.
+    """
+
+    sent: float
+    message_times: list[float] = field(default_factory=list)
+    text_times: list[float] = field(default_factory=list)
+    completion_tokens: int = 0
+    error: str = ""
+
+    def on_message(self, has_text: bool) -> None:
+        now = time.perf_counter()
+        self.message_times.append(now)
+        if has_text:
+            self.text_times.append(now)
+
+
+Sender = Callable[[Prompt, Trace], Awaitable[None]]
+
+
+def load_prompts(path: Path) -> list[Prompt]:
+    return [Prompt(p["text"], p["ids"]) for p in json.loads(path.read_text())]
+
+
+async def maestro_sender(
+    target: str, max_tokens: int
+) -> tuple[Sender, Callable[[], Awaitable[None]]]:
+    """`StreamText` over one shared channel, as an application would use it."""
+    from maestro import AsyncMaestroClient
+
+    client = AsyncMaestroClient(target, timeout=600)
+
+    async def send(prompt: Prompt, trace: Trace) -> None:
+        stream = client.stream_text(
+            prompt.text, max_tokens=max_tokens, temperature=0.0
+        )
+        async for message in stream:
+            trace.on_message(bool(message.text))
+            if message.HasField("usage"):
+                trace.completion_tokens = message.usage.completion_tokens
+
+    return send, client.close
+
+
+async def vllm_sender(
+    target: str, max_tokens: int
+) -> tuple[Sender, Callable[[], Awaitable[None]]]:
+    """`/v1/completions` with SSE; the prompt is the token ids Maestro would use.
+
+    A message is one `data:` event carrying a choice; the trailing usage-only
+    event and `[DONE]` are bookkeeping, not stream messages.
+    """
+    import aiohttp
+
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0),
+        timeout=aiohttp.ClientTimeout(total=None, sock_read=600),
+    )
+    url = f"http://{target}/v1/completions"
+
+    async def send(prompt: Prompt, trace: Trace) -> None:
+        body = {
+            "model": MODEL_ID,
+            "prompt": prompt.ids,
+            "max_tokens": max_tokens,
+            "temperature": 0.0,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        async with session.post(url, json=body) as response:
+            if response.status != 200:
+                raise RuntimeError(f"HTTP {response.status}: {await response.text()}")
+            async for raw in response.content:
+                _on_sse_line(raw, trace)
+
+    return send, session.close
+
+
+def _on_sse_line(raw: bytes, trace: Trace) -> None:
+    line = raw.strip()
+    if not line.startswith(b"data:"):
+        return
+    payload = line[5:].strip()
+    if payload == b"[DONE]":
+        return
+    event = json.loads(payload)
+    if event.get("choices"):
+        trace.on_message(bool(event["choices"][0].get("text")))
+    if usage := event.get("usage"):
+        trace.completion_tokens = usage["completion_tokens"]
+
+
+async def run_all(
+    send: Sender, prompts: Sequence[Prompt], concurrency: int
+) -> list[Trace]:
+    """Every prompt once, at most `concurrency` in flight (a closed loop)."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(prompt: Prompt) -> Trace:
+        async with gate:
+            trace = Trace(sent=time.perf_counter())
+            try:
+                await send(prompt, trace)
+            except Exception as exc:  # a failed request is counted, not fatal
+                trace.error = f"{type(exc).__name__}: {exc}"[:500]
+            return trace
+
+    return await asyncio.gather(*(one(p) for p in prompts))
+
+
+def _pct(values: Sequence[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if len(values) else None
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value * 1000.0, 2)
+
+
+def summarize(traces: Sequence[Trace], wall_s: float) -> dict[str, Any]:
+    """The run's figures; per-request series are pooled before percentiles."""
+    ok = [t for t in traces if not t.error and t.text_times]
+    ttft = [t.text_times[0] - t.sent for t in ok]
+    gaps = [b - a for t in ok for a, b in zip(t.text_times, t.text_times[1:])]
+    itl = [
+        (t.message_times[-1] - t.text_times[0]) / (t.completion_tokens - 1)
+        for t in ok
+        if t.completion_tokens > 1
+    ]
+    tokens = sum(t.completion_tokens for t in ok)
+    errors = [t.error or "no text" for t in traces if t.error or not t.text_times]
+    return {
+        "requests": len(traces),
+        "ok": len(ok),
+        "errors": len(errors),
+        "first_error": errors[0] if errors else "",
+        "wall_s": round(wall_s, 3),
+        "completion_tokens": tokens,
+        "output_tok_s": round(tokens / wall_s, 2),
+        "requests_s": round(len(ok) / wall_s, 3),
+        "ttft_p50_ms": _ms(_pct(ttft, 50)),
+        "ttft_p99_ms": _ms(_pct(ttft, 99)),
+        "gap_p50_ms": _ms(_pct(gaps, 50)),
+        "gap_p99_ms": _ms(_pct(gaps, 99)),
+        "messages_per_stream": round(
+            float(np.mean([len(t.message_times) for t in ok])) if ok else 0.0, 2
+        ),
+        "itl_p50_ms": _ms(_pct(itl, 50)),
+        "itl_p99_ms": _ms(_pct(itl, 99)),
+    }
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    """Warm up (connections, engine shapes), then measure the remaining prompts."""
+    prompts = load_prompts(args.prompts)
+    warmup, measured = prompts[: args.warmup], prompts[args.warmup :]
+    make = maestro_sender if args.backend == "maestro" else vllm_sender
+    send, close = await make(args.target, args.max_tokens)
+    try:
+        if warmup:
+            failed = [t.error for t in await run_all(send, warmup, args.concurrency)]
+            if any(failed):
+                raise RuntimeError(f"warm-up failed: {next(e for e in failed if e)}")
+        cpu0, start = time.process_time(), time.perf_counter()
+        traces = await run_all(send, measured, args.concurrency)
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
+    finally:
+        await close()
+    result = {"backend": args.backend, "concurrency": args.concurrency}
+    result.update(summarize(traces, wall))
+    result["loadgen_cpu_s"] = round(cpu, 3)
+    return result
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--backend", choices=("maestro", "vllm"), required=True)
+    p.add_argument("--target", required=True, help="host:port")
+    p.add_argument("--prompts", type=Path, required=True, help="JSON [{text, ids}]")
+    p.add_argument("--concurrency", type=int, required=True)
+    p.add_argument("--warmup", type=int, default=0, help="leading prompts unmeasured")
+    p.add_argument("--max-tokens", type=int, default=64)
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    result = asyncio.run(bench(parse_args(argv)))
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
