@@ -50,6 +50,11 @@ class TextDeployment:
         except Exception:
             logger.exception("text engine failed to start")
 
+    def __del__(self) -> None:
+        # Ray Serve calls this when the replica stops: take vLLM's engine-core
+        # process down with it.
+        self.engine.shutdown()
+
     def check_health(self) -> None:
         """Ray Serve's replica health check: restart the replica if vLLM died."""
         if self._starting.done() and not self.engine.ready:
