@@ -30,7 +30,7 @@ models: install
 	$(BIN)/python -m models.build_demo --out $(DEMO)
 
 serve: models
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/serve run $(CONFIG)
+	$(BIN)/python -m deployments.launch $(CONFIG)
 
 protos: install
 	$(BIN)/python scripts/gen_protos.py

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import sys
 import time
@@ -37,23 +38,28 @@ class Prompt:
 
 @dataclass
 class Trace:
-    """Arrival times of one stream's messages, relative to its send time.
+    """Arrival times of one stream's messages (perf_counter seconds).
 
-    `text_times` holds only messages carrying text: the stream target is that
-    text keeps arriving, so the gaps are measured between those.
+    A message is one unit the server sends that carries output: a gRPC
+    `StreamTextResponse`, or an SSE event with a choice. The random-weight demo
+    model often emits tokens that decode to no text (special or partial-byte
+    tokens); both servers still send a message for them, so the first message
+    marks the first token, while the first text depends on the model's babble.
     """
 
     sent: float
     message_times: list[float] = field(default_factory=list)
-    text_times: list[float] = field(default_factory=list)
+    first_text: float | None = None
+    text: list[str] = field(default_factory=list)
     completion_tokens: int = 0
     error: str = ""
 
-    def on_message(self, has_text: bool) -> None:
+    def on_message(self, text: str) -> None:
         now = time.perf_counter()
         self.message_times.append(now)
-        if has_text:
-            self.text_times.append(now)
+        self.text.append(text)
+        if text and self.first_text is None:
+            self.first_text = now
 
 
 Sender = Callable[[Prompt, Trace], Awaitable[None]]
@@ -72,11 +78,9 @@ async def maestro_sender(
     client = AsyncMaestroClient(target, timeout=600)
 
     async def send(prompt: Prompt, trace: Trace) -> None:
-        stream = client.stream_text(
-            prompt.text, max_tokens=max_tokens, temperature=0.0
-        )
+        stream = client.stream_text(prompt.text, max_tokens=max_tokens, temperature=0.0)
         async for message in stream:
-            trace.on_message(bool(message.text))
+            trace.on_message(message.text)
             if message.HasField("usage"):
                 trace.completion_tokens = message.usage.completion_tokens
 
@@ -126,7 +130,7 @@ def _on_sse_line(raw: bytes, trace: Trace) -> None:
         return
     event = json.loads(payload)
     if event.get("choices"):
-        trace.on_message(bool(event["choices"][0].get("text")))
+        trace.on_message(event["choices"][0].get("text") or "")
     if usage := event.get("usage"):
         trace.completion_tokens = usage["completion_tokens"]
 
@@ -158,17 +162,23 @@ def _ms(value: float | None) -> float | None:
 
 
 def summarize(traces: Sequence[Trace], wall_s: float) -> dict[str, Any]:
-    """The run's figures; per-request series are pooled before percentiles."""
-    ok = [t for t in traces if not t.error and t.text_times]
-    ttft = [t.text_times[0] - t.sent for t in ok]
-    gaps = [b - a for t in ok for a, b in zip(t.text_times, t.text_times[1:])]
+    """The run's figures; per-request series are pooled before percentiles.
+
+    `output_sha256` hashes every completion in prompt order: equal on both
+    sides means both engines did the same work (greedy, same token ids).
+    """
+    ok = [t for t in traces if not t.error and t.message_times]
+    ttft = [t.message_times[0] - t.sent for t in ok]
+    ttft_text = [t.first_text - t.sent for t in ok if t.first_text is not None]
+    gaps = [float(g) for t in ok for g in np.diff(t.message_times)]
     itl = [
-        (t.message_times[-1] - t.text_times[0]) / (t.completion_tokens - 1)
+        (t.message_times[-1] - t.message_times[0]) / (t.completion_tokens - 1)
         for t in ok
         if t.completion_tokens > 1
     ]
     tokens = sum(t.completion_tokens for t in ok)
-    errors = [t.error or "no text" for t in traces if t.error or not t.text_times]
+    errors = [t.error or "no message" for t in traces if t.error or not t.message_times]
+    texts = "\x00".join("".join(t.text) for t in traces)
     return {
         "requests": len(traces),
         "ok": len(ok),
@@ -180,6 +190,8 @@ def summarize(traces: Sequence[Trace], wall_s: float) -> dict[str, Any]:
         "requests_s": round(len(ok) / wall_s, 3),
         "ttft_p50_ms": _ms(_pct(ttft, 50)),
         "ttft_p99_ms": _ms(_pct(ttft, 99)),
+        "first_text_p50_ms": _ms(_pct(ttft_text, 50)),
+        "streams_without_text": len(ok) - len(ttft_text),
         "gap_p50_ms": _ms(_pct(gaps, 50)),
         "gap_p99_ms": _ms(_pct(gaps, 99)),
         "messages_per_stream": round(
@@ -187,6 +199,7 @@ def summarize(traces: Sequence[Trace], wall_s: float) -> dict[str, Any]:
         ),
         "itl_p50_ms": _ms(_pct(itl, 50)),
         "itl_p99_ms": _ms(_pct(itl, 99)),
+        "output_sha256": hashlib.sha256(texts.encode()).hexdigest(),
     }
 
 

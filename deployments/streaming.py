@@ -1,12 +1,13 @@
 """Pacing of server streams: how often a stream may send a message.
 
-Every message crossing Ray Serve's proxy costs about half a millisecond of CPU
-on the replica and proxy (ENVIRONMENT.md), whatever it carries, while the
-engine makes a token per stream every few milliseconds. One message per token
-therefore spends the CPU the engine needs. Instead, a replica holds a budget
-of messages per second shared by its open streams: with one stream each token
-is its own message; with 32, each stream sends every 32/budget seconds, never
-slower than `max_interval_s`, so text keeps arriving.
+Every streamed message costs CPU whatever it carries (~1 ms through Ray's
+Python proxy, ~0.05 ms with the HAProxy ingress `deployments.launch` turns
+on), while the engine makes a token per stream every few milliseconds. One
+message per token therefore spends the CPU the engine needs once many streams
+are open. Instead, a replica holds a budget of messages per second shared by
+its open streams: with one stream each token is its own message; with 32 and
+a budget of 1000, each stream sends every 32 ms; never slower than
+`max_interval_ms`, so text keeps arriving.
 
 The pacer only decides *when a stream pulls* its next output. While a stream
 waits, vLLM's per-request output collector merges the deltas it produces, so
@@ -33,7 +34,7 @@ class StreamPacingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     messages_per_second: float = Field(
-        300.0,
+        1000.0,
         gt=0,
         description="Stream messages per second the replica aims to send in all, "
         "shared by its open streams. Lower it where the proxy path is slower.",

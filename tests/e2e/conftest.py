@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 import yaml
 from grpc_health.v1 import health_pb2
 
+from deployments import launch
 from maestro import MaestroClient, MaestroRpcError
 from tests.conftest import ROOT, free_port
 
@@ -32,11 +32,10 @@ def server(
     path = tmp_path_factory.mktemp("serve") / "serve_config.yaml"
     path.write_text(yaml.safe_dump(config))
     log = (path.parent / "serve.log").open("w")
-    bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    env = launch.environment()
     env.pop("RAY_ADDRESS", None)
     proc = subprocess.Popen(
-        [str(bin_dir / "serve"), "run", str(path)],
+        launch.command(path),
         cwd=ROOT,
         env=env,
         stdout=log,

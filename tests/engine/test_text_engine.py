@@ -137,7 +137,8 @@ async def test_concurrent_requests_share_the_engine(engine: TextEngine) -> None:
 
 
 async def test_cancelled_stream_leaves_nothing_running(engine: TextEngine) -> None:
-    request = TextRequest(prompt="a long story", max_tokens=400, temperature=1.0)
+    # 450 digits (one token each): certainly still running when cancelled
+    request = TextRequest(prompt="a long story", regex="[0-9]{450}", max_tokens=480)
 
     async def consume() -> None:
         async for _ in engine.stream(request):
@@ -145,6 +146,7 @@ async def test_cancelled_stream_leaves_nothing_running(engine: TextEngine) -> No
 
     task = asyncio.create_task(consume())
     while engine.num_unfinished_requests() == 0:
+        assert not task.done(), task.exception()
         await asyncio.sleep(0.01)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -83,7 +83,9 @@ async def test_queue_limit_is_resource_exhausted(target: str) -> None:
 
     async def long_stream(client: AsyncMaestroClient) -> None:
         try:
-            async for _ in client.stream_text("a long tale", max_tokens=300):
+            async for _ in client.stream_text(
+                "a long tale", regex="[0-9]{300}", max_tokens=400
+            ):
                 pass
             codes.append(None)
         except MaestroRpcError as error:
