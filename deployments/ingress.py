@@ -3,7 +3,9 @@
 `unary_rpc` and `stream_rpc` wrap a deployment's RPC methods so that each one
 gets: a request id (echoed in trailing metadata), the one error → status
 mapping of `deployments.errors`, and a log line with the traceback for
-unexpected errors (the client only sees a generic INTERNAL). Cancellation
+unexpected errors (the client only sees a generic INTERNAL). Called through a
+`DeploymentHandle` (no gRPC context, as the studio does), the same methods
+raise the MaestroError instead, so the caller can map it itself. Cancellation
 (client deadline or disconnect) arrives as `asyncio.CancelledError` and is
 never swallowed, so the engine below stops work for the request.
 """
@@ -82,6 +84,8 @@ def unary_rpc(
                 return await fn(self, request, rid)
             except Exception as exc:  # CancelledError is BaseException: re-raised
                 _report(exc, fn.__name__, rid, grpc_context)
+                if grpc_context is None:  # a DeploymentHandle call: the caller
+                    raise  # gets the MaestroError itself (wrapped by Ray)
                 return response_type()
 
         _copy_names(rpc, fn)
@@ -110,6 +114,8 @@ def stream_rpc(
                 yield message
         except Exception as exc:
             _report(exc, fn.__name__, rid, grpc_context)
+            if grpc_context is None:  # a DeploymentHandle call
+                raise
             # A stream's status only reaches the proxy with a message or an
             # exception; Ray keeps the code and details set above and sends
             # them, not this exception's text.
