@@ -191,7 +191,7 @@ def start_maestro(workdir: Path) -> Server:
         text["args"]["stream"].update(STREAM_OVERRIDES)
     path = workdir / "serve_config.yaml"
     path.write_text(yaml.safe_dump(config))
-    env = launch.environment(_venv_env())
+    env = launch.side_by_side_environment(_venv_env())
     proc, log_path = _spawn("maestro", launch.command(path), env, workdir)
     return Server("maestro", proc, f"127.0.0.1:{port}", log_path)
 

@@ -42,6 +42,12 @@ class InvalidArgument(MaestroError):
         why = f": {reason}" if reason else ""
         super().__init__(f"{field}{why}{shown}; allowed: {allowed}")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only fields: pickle (a DeploymentHandle caller gets this
+        # error through Ray) cannot rebuild it from `args` alone.
+        kwargs = {"field": self.field, "allowed": self.allowed, "value": self.value}
+        return _rebuild, (type(self), kwargs, str(self))
+
 
 class NotFound(MaestroError):
     """A model, adapter or voice the request names does not exist here."""
@@ -53,6 +59,10 @@ class NotFound(MaestroError):
         super().__init__(
             f"{kind} {name!r} not found; available: {', '.join(available) or 'none'}"
         )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        kwargs = {"kind": self.kind, "name": self.name, "available": self.available}
+        return _rebuild, (type(self), kwargs, str(self))
 
 
 class ResourceExhausted(MaestroError):
@@ -84,6 +94,13 @@ def to_status(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     if isinstance(exc, MaestroError):
         return exc.code, str(exc)
     return grpc.StatusCode.INTERNAL, "internal error; see the server log"
+
+
+def _rebuild(cls: type[MaestroError], kwargs: dict[str, Any], text: str) -> Any:
+    """Unpickle an error with keyword-only fields; keeps its exact message."""
+    error = cls(**kwargs)
+    error.args = (text,)
+    return error
 
 
 def _short(value: Any, limit: int = 80) -> str:

@@ -19,9 +19,9 @@ from typing import Any, Protocol, TypeVar
 
 import grpc
 
-from deployments.errors import MaestroError, Unimplemented, to_status
+from deployments.errors import MaestroError, to_status
 
-__all__ = ["GrpcContext", "request_id_of", "stream_rpc", "unary_rpc", "unimplemented"]
+__all__ = ["GrpcContext", "request_id_of", "stream_rpc", "unary_rpc"]
 
 logger = logging.getLogger("maestro.ingress")
 
@@ -125,24 +125,6 @@ def stream_rpc(
 
     _copy_names(rpc, fn)
     return rpc
-
-
-def unimplemented(
-    name: str, response_type: Callable[[], Any], *, streaming: bool, family: str
-) -> Callable[..., Any]:
-    """An RPC of the contract that this release does not serve yet."""
-    message = f"{name} is not served yet (the {family} family is pending)"
-
-    async def unary(self: Any, request: Any, request_id: str) -> Any:
-        raise Unimplemented(message)
-
-    async def stream(self: Any, request: Any, request_id: str) -> AsyncIterator[Any]:
-        raise Unimplemented(message)
-        yield  # an async generator: the proxy serves it as a server stream
-
-    handler = stream if streaming else unary
-    handler.__name__ = handler.__qualname__ = name
-    return stream_rpc(handler) if streaming else unary_rpc(response_type)(handler)
 
 
 def _copy_names(wrapper: Callable[..., Any], fn: Callable[..., Any]) -> None:

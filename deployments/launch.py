@@ -10,11 +10,19 @@ through it. A variable already set in the caller's environment wins, so
 from __future__ import annotations
 
 import os
+import random
+import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["RAY_SERVE_ENV", "command", "environment", "main"]
+__all__ = [
+    "RAY_SERVE_ENV",
+    "command",
+    "environment",
+    "main",
+    "side_by_side_environment",
+]
 
 RAY_SERVE_ENV = {
     # HAProxy on the gRPC port routes each call by its `application` key
@@ -33,6 +41,35 @@ def environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {**RAY_SERVE_ENV, **base}
     env["PATH"] = os.pathsep.join([bin_dir, base.get("PATH", "")])
     return env
+
+
+def side_by_side_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`environment()` for a second Maestro on a machine that may run one already.
+
+    Tests and benchmarks start their own stack beside a developer's `make
+    serve`. HAProxy's stats and metrics listeners default to fixed ports
+    (8404, 9101), and each Ray instance hands out replica ports from the same
+    ranges without looking at the others, so a second stack would collide or,
+    worse, reach the first one's replicas. This picks free listener ports and
+    a random slice of the replica port ranges, and lets ingress replicas stop
+    without the 30 s drain a production rollout wants.
+    """
+    env = environment(base)
+    env.pop("RAY_ADDRESS", None)  # always a fresh local Ray, never someone's
+    env.setdefault("RAY_SERVE_HAPROXY_METRICS_PORT", str(_free_port()))
+    env.setdefault("RAY_SERVE_HAPROXY_STATS_PORT", str(_free_port()))
+    offset = random.randrange(0, 40) * 200
+    for kind, low in (("HTTP", 32000 + offset), ("GRPC", 42000 + offset)):
+        env.setdefault(f"RAY_SERVE_DIRECT_INGRESS_MIN_{kind}_PORT", str(low))
+        env.setdefault(f"RAY_SERVE_DIRECT_INGRESS_MAX_{kind}_PORT", str(low + 199))
+    env.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "2")
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def command(config: str | Path) -> list[str]:

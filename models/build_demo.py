@@ -19,6 +19,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from models.image_demo import build_image_model
+from models.voice_demo import build_voice_model
+
 MARKER = ".maestro-demo-complete"
 SEED = 1234
 MAX_CONTEXT = 2048
@@ -182,7 +185,11 @@ def build_text_model(out_dir: Path, *, force: bool = False) -> Path:
 
 
 # Family name -> builder; each builds into ``<out>/<name>``. Add image/voice here.
-FAMILIES: dict[str, Callable[..., Path]] = {"text": build_text_model}
+FAMILIES: dict[str, Callable[..., Path]] = {
+    "text": build_text_model,
+    "image": build_image_model,
+    "voice": build_voice_model,
+}
 
 
 def main(argv: list[str] | None = None) -> None:

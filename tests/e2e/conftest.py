@@ -32,8 +32,7 @@ def server(
     path = tmp_path_factory.mktemp("serve") / "serve_config.yaml"
     path.write_text(yaml.safe_dump(config))
     log = (path.parent / "serve.log").open("w")
-    env = launch.environment()
-    env.pop("RAY_ADDRESS", None)
+    env = launch.side_by_side_environment()
     proc = subprocess.Popen(
         launch.command(path),
         cwd=ROOT,

@@ -9,11 +9,17 @@ import yaml
 from pydantic import ValidationError
 from ray.serve.schema import ServeDeploySchema
 
+from deployments.image.config import ImageAppConfig
+from deployments.studio.config import StudioAppConfig
 from deployments.text.config import TextAppConfig
 from tests.conftest import ROOT
 
 CONFIGS = sorted(ROOT.glob("serve_config*.yaml"))
-ARGS_MODELS = {"deployments.text:build_app": TextAppConfig}
+ARGS_MODELS = {
+    "deployments.text:build_app": TextAppConfig,
+    "deployments.image:build_app": ImageAppConfig,
+    "deployments.studio:build_app": StudioAppConfig,
+}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)

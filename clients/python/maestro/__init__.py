@@ -11,6 +11,13 @@ from maestro.client import (
     AsyncMaestroClient,
     MaestroClient,
     MaestroRpcError,
+    routed_channel,
 )
 
-__all__ = ["FAMILIES", "AsyncMaestroClient", "MaestroClient", "MaestroRpcError"]
+__all__ = [
+    "FAMILIES",
+    "AsyncMaestroClient",
+    "MaestroClient",
+    "MaestroRpcError",
+    "routed_channel",
+]

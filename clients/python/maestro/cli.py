@@ -15,6 +15,9 @@ from pathlib import Path
 
 from grpc_health.v1 import health_pb2
 
+from maestro.cli_compose import add_compose_parser
+from maestro.cli_image import add_image_parser
+from maestro.cli_voice import add_speak_parser
 from maestro.client import DEFAULT_TARGET, FAMILIES, MaestroClient, MaestroRpcError
 from maestro.v1 import models_pb2, text_pb2
 
@@ -126,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     text.add_argument("--model", help="model id (default: the served one)")
     text.add_argument("--no-stream", action="store_true", help="unary GenerateText")
     text.set_defaults(run=_text)
+
+    add_image_parser(sub)
+    add_speak_parser(sub)
+    add_compose_parser(sub)
 
     models = sub.add_parser("models", help="list every family's models")
     models.add_argument("--json", action="store_true")

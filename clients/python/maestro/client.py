@@ -8,15 +8,25 @@ the request id.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from maestro.image_client import AsyncImageMethods, ImageMethods
+from maestro.studio_client import AsyncStudioMethods, StudioMethods
 from maestro.v1 import models_pb2, models_pb2_grpc, text_pb2, text_pb2_grpc
+from maestro.voice_client import AsyncVoiceMethods, VoiceMethods
 
-__all__ = ["FAMILIES", "AsyncMaestroClient", "MaestroClient", "MaestroRpcError"]
+__all__ = [
+    "FAMILIES",
+    "AsyncMaestroClient",
+    "MaestroClient",
+    "MaestroRpcError",
+    "routed_channel",
+]
 
 FAMILIES = ("text", "image", "voice", "studio")
 DEFAULT_TARGET = "127.0.0.1:9000"
@@ -62,7 +72,69 @@ def _text_request(
     return cls(prompt=prompt or "", messages=turns, **fields)
 
 
-class MaestroClient:
+class _CallDetails(
+    collections.namedtuple(
+        "_CallDetails",
+        (
+            "method",
+            "timeout",
+            "metadata",
+            "credentials",
+            "wait_for_ready",
+            "compression",
+        ),
+    ),
+    grpc.ClientCallDetails,
+):
+    pass
+
+
+class _RouteInterceptor(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Adds the `application` key to every call that does not carry one."""
+
+    def __init__(self, family: str) -> None:
+        self._route = _route(family)
+
+    def _details(self, details: Any) -> _CallDetails:
+        metadata = list(details.metadata or ())
+        if not any(key == "application" for key, _ in metadata):
+            metadata.extend(self._route)
+        return _CallDetails(
+            details.method,
+            details.timeout,
+            metadata,
+            details.credentials,
+            details.wait_for_ready,
+            details.compression,
+        )
+
+    def intercept_unary_unary(self, continuation, details, request):  # type: ignore[no-untyped-def]
+        return continuation(self._details(details), request)
+
+    intercept_unary_stream = intercept_unary_unary
+
+    def intercept_stream_unary(self, continuation, details, requests):  # type: ignore[no-untyped-def]
+        return continuation(self._details(details), requests)
+
+    intercept_stream_stream = intercept_stream_unary
+
+
+def routed_channel(channel: grpc.Channel, family: str) -> grpc.Channel:
+    """`channel` with every call routed to one application.
+
+    For generic stubs and tools that cannot set metadata per call, such as
+    grpcio-reflection's descriptor database (reflection, like any call through
+    the HAProxy ingress, needs a routing key; any family answers it).
+    """
+    return grpc.intercept_channel(channel, _RouteInterceptor(family))
+
+
+class MaestroClient(ImageMethods, VoiceMethods, StudioMethods):
     """Blocking client. `timeout` (seconds) is the default deadline per call."""
 
     def __init__(
@@ -160,7 +232,7 @@ class MaestroClient:
             raise MaestroRpcError.from_rpc_error(error) from None
 
 
-class AsyncMaestroClient:
+class AsyncMaestroClient(AsyncImageMethods, AsyncVoiceMethods, AsyncStudioMethods):
     """asyncio client with the same methods as MaestroClient."""
 
     def __init__(

@@ -1,0 +1,181 @@
+"""Studio: Compose's wall time next to the same stages run one after another.
+
+`Compose` plans (text), then draws and narrates every scene concurrently. To
+see what the fan-out buys, each round runs, on the same server:
+
+1. `Compose` with N scenes (wall time, client side, first byte to `done`);
+2. the same work sequentially through the families' own RPCs: the plan
+   (`GenerateText` with the studio's schema, seed and token budget), then each
+   scene's `GenerateImage`, then each scene's `Synthesize`, with the prompts,
+   narrations and seeds of that Compose call's plan.
+
+The ratio wall / sequential sum is the figure (issue 5 target: <= 0.6).
+
+    make serve   # or any running Maestro
+    .venv/bin/python -m bench.studio_bench [--target HOST:PORT] [--scenes 4]
+
+Results go to stdout and `bench/results/studio-<UTC timestamp>.md`/`.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from deployments.studio.config import StudioAppConfig
+from deployments.studio.plan import (
+    derive_seed,
+    plan_max_tokens,
+    plan_messages,
+    plan_schema,
+)
+from maestro import MaestroClient
+from maestro.v1 import studio_pb2
+
+ROOT = Path(__file__).resolve().parent.parent
+BRIEF = "a lighthouse keeper befriends a comet and they sail the night sky"
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def compose_once(
+    client: MaestroClient, args: argparse.Namespace, seed: int
+) -> tuple[float, studio_pb2.Plan, dict[str, float]]:
+    start = time.perf_counter()
+    events = list(
+        client.compose(
+            BRIEF,
+            num_scenes=args.scenes,
+            seed=seed,
+            width=args.size,
+            height=args.size,
+            steps=args.steps,
+        )
+    )
+    wall = time.perf_counter() - start
+    errors = [e.scene_error for e in events if e.HasField("scene_error")]
+    if errors:
+        raise RuntimeError(f"scene errors: {errors}")
+    timings = {t.stage: t.seconds for t in events[-1].done.timings}
+    return wall, events[0].plan, timings
+
+
+def sequential_once(
+    client: MaestroClient, args: argparse.Namespace, seed: int, plan: studio_pb2.Plan
+) -> dict[str, float]:
+    """The studio's child calls, one after another (same requests)."""
+    limits = StudioAppConfig().plan
+    stages = {"plan": 0.0, "image": 0.0, "audio": 0.0}
+    start = time.perf_counter()
+    client.generate_text(
+        messages=plan_messages(BRIEF, args.scenes),
+        json_schema=json.dumps(
+            plan_schema(args.scenes, limits, plan_max_tokens(limits)),
+            separators=(",", ":"),
+        ),
+        max_tokens=plan_max_tokens(limits),
+        seed=derive_seed(seed, "plan", 0),
+    )
+    stages["plan"] = time.perf_counter() - start
+    for scene in plan.scenes:
+        start = time.perf_counter()
+        client.generate_image(
+            scene.image_prompt,
+            width=args.size,
+            height=args.size,
+            steps=args.steps,
+            num_images=1,
+            seed=derive_seed(seed, "image", scene.index),
+        )
+        stages["image"] += time.perf_counter() - start
+    for scene in plan.scenes:
+        start = time.perf_counter()
+        client.synthesize(scene.narration, seed=derive_seed(seed, "audio", scene.index))
+        stages["audio"] += time.perf_counter() - start
+    return stages
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--target", default="127.0.0.1:9000")
+    p.add_argument("--scenes", type=int, default=4)
+    p.add_argument("--size", type=int, default=64, help="image width = height")
+    p.add_argument("--steps", type=int, default=4, help="denoising steps")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    rows: list[dict[str, Any]] = []
+    with MaestroClient(args.target, timeout=600) as client:
+        _log("warm-up ...")
+        compose_once(client, args, seed=10_000)
+        for r in range(args.rounds):
+            seed = 1000 + r
+            wall, plan, timings = compose_once(client, args, seed)
+            seq = sequential_once(client, args, seed, plan)
+            total = sum(seq.values())
+            rows.append(
+                {
+                    "seed": seed,
+                    "compose_wall_s": wall,
+                    "compose_stages_s": timings,
+                    "sequential_stages_s": seq,
+                    "sequential_sum_s": total,
+                    "ratio": wall / total,
+                }
+            )
+            _log(
+                f"round {r + 1}: compose {wall:.2f} s, sequential {total:.2f} s, "
+                f"ratio {wall / total:.2f}"
+            )
+    wall = statistics.median(r["compose_wall_s"] for r in rows)
+    seq = statistics.median(r["sequential_sum_s"] for r in rows)
+    ratio = statistics.median(r["ratio"] for r in rows)
+    table = "\n".join(
+        [
+            f"# Studio Compose, {args.scenes} scenes, {args.size}x{args.size}, "
+            f"{args.steps} steps (median of {args.rounds} rounds)",
+            "",
+            "| round | compose wall s | plan s | images s | narration s "
+            "| sequential sum s | ratio |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+            *(
+                f"| {i + 1} | {r['compose_wall_s']:.2f} "
+                f"| {r['sequential_stages_s']['plan']:.2f} "
+                f"| {r['sequential_stages_s']['image']:.2f} "
+                f"| {r['sequential_stages_s']['audio']:.2f} "
+                f"| {r['sequential_sum_s']:.2f} | {r['ratio']:.2f} |"
+                for i, r in enumerate(rows)
+            ),
+            "",
+            f"median: compose {wall:.2f} s, sequential {seq:.2f} s, ratio "
+            f"{ratio:.2f} (target <= 0.60: {'met' if ratio <= 0.6 else 'missed'})",
+        ]
+    )
+    print(table)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"studio-{stamp}.md").write_text(table + "\n")
+    document = {
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "rounds": rows,
+        "median": {"compose_wall_s": wall, "sequential_sum_s": seq, "ratio": ratio},
+    }
+    (args.out / f"studio-{stamp}.json").write_text(json.dumps(document, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Image methods of the typed clients (`generate_image`, `stream_image`).
+
+Mixed into `MaestroClient` / `AsyncMaestroClient`, which provide `channel`
+and `_deadline`. Requests are built from keyword arguments named after the
+proto fields; two conveniences: `loras` takes `{"name": weight}` or
+`[("name", weight)]`, and `format` takes "png", "jpeg" or "webp".
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
+
+import grpc
+
+from maestro.v1 import image_pb2, image_pb2_grpc
+
+__all__ = ["AsyncImageMethods", "ImageMethods", "LoraSpec", "image_request"]
+
+Msg = TypeVar("Msg")
+LoraSpec = Mapping[str, float] | Iterable[tuple[str, float]]
+_ROUTE = (("application", "image"),)
+_FORMATS = {
+    "png": image_pb2.IMAGE_FORMAT_PNG,
+    "jpeg": image_pb2.IMAGE_FORMAT_JPEG,
+    "jpg": image_pb2.IMAGE_FORMAT_JPEG,
+    "webp": image_pb2.IMAGE_FORMAT_WEBP,
+}
+
+
+def image_request(
+    cls: type[Msg], prompt: str, *, loras: LoraSpec | None = None, **params: Any
+) -> Msg:
+    """A GenerateImageRequest/StreamImageRequest; None params are left unset."""
+    fields = {k: v for k, v in params.items() if v is not None}
+    if isinstance(fields.get("format"), str):
+        fields["format"] = _FORMATS[fields["format"].lower()]
+    pairs = loras.items() if isinstance(loras, Mapping) else (loras or ())
+    adapters = [image_pb2.LoraWeight(name=n, weight=w) for n, w in pairs]
+    return cls(prompt=prompt, loras=adapters, **fields)
+
+
+def _error(error: grpc.RpcError) -> Exception:
+    # Imported here: maestro.client imports this module for its classes.
+    from maestro.client import MaestroRpcError
+
+    return MaestroRpcError.from_rpc_error(error)
+
+
+class ImageMethods:
+    """Blocking ImageService calls."""
+
+    channel: grpc.Channel
+    _image_stub: image_pb2_grpc.ImageServiceStub | None = None
+
+    def _deadline(self, timeout: float | None) -> float | None:
+        raise NotImplementedError  # pragma: no cover - provided by the client
+
+    def _image(self) -> image_pb2_grpc.ImageServiceStub:
+        if self._image_stub is None:
+            self._image_stub = image_pb2_grpc.ImageServiceStub(self.channel)
+        return self._image_stub
+
+    def generate_image(
+        self,
+        prompt: str,
+        *,
+        loras: LoraSpec | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> image_pb2.GenerateImageResponse:
+        """Finished images. `params`: any GenerateImageRequest field."""
+        request = image_request(
+            image_pb2.GenerateImageRequest, prompt, loras=loras, **params
+        )
+        try:
+            return self._image().GenerateImage(
+                request, timeout=self._deadline(timeout), metadata=_ROUTE
+            )
+        except grpc.RpcError as error:
+            raise _error(error) from None
+
+    def stream_image(
+        self,
+        prompt: str,
+        *,
+        loras: LoraSpec | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> Iterator[image_pb2.StreamImageResponse]:
+        """Progress events, then the result; closing the iterator cancels."""
+        request = image_request(
+            image_pb2.StreamImageRequest, prompt, loras=loras, **params
+        )
+        call = self._image().StreamImage(
+            request, timeout=self._deadline(timeout), metadata=_ROUTE
+        )
+        try:
+            yield from call
+        except grpc.RpcError as error:
+            raise _error(error) from None
+        finally:
+            call.cancel()
+
+
+class AsyncImageMethods:
+    """asyncio ImageService calls."""
+
+    channel: grpc.aio.Channel
+    _image_stub: image_pb2_grpc.ImageServiceStub | None = None
+
+    def _deadline(self, timeout: float | None) -> float | None:
+        raise NotImplementedError  # pragma: no cover - provided by the client
+
+    def _image(self) -> image_pb2_grpc.ImageServiceStub:
+        if self._image_stub is None:
+            self._image_stub = image_pb2_grpc.ImageServiceStub(self.channel)
+        return self._image_stub
+
+    async def generate_image(
+        self,
+        prompt: str,
+        *,
+        loras: LoraSpec | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> image_pb2.GenerateImageResponse:
+        request = image_request(
+            image_pb2.GenerateImageRequest, prompt, loras=loras, **params
+        )
+        try:
+            return await self._image().GenerateImage(
+                request, timeout=self._deadline(timeout), metadata=_ROUTE
+            )
+        except grpc.RpcError as error:
+            raise _error(error) from None
+
+    async def stream_image(
+        self,
+        prompt: str,
+        *,
+        loras: LoraSpec | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> AsyncIterator[image_pb2.StreamImageResponse]:
+        request = image_request(
+            image_pb2.StreamImageRequest, prompt, loras=loras, **params
+        )
+        call = self._image().StreamImage(
+            request, timeout=self._deadline(timeout), metadata=_ROUTE
+        )
+        try:
+            async for message in call:
+                yield message
+        except grpc.RpcError as error:
+            raise _error(error) from None
+        finally:
+            call.cancel()

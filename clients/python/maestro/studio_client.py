@@ -1,0 +1,163 @@
+"""Studio methods of the typed clients (`compose`).
+
+Mixed into `MaestroClient` / `AsyncMaestroClient`, which provide `channel`
+and `_deadline`. `compose` yields `ComposeResponse` events as the server sends
+them: the plan, then each scene's image, audio or error in completion order,
+then `done`. Leaving the iterator early (or the deadline passing) cancels the
+call, and the server cancels every text, image and voice call it started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import grpc
+
+from maestro.v1 import image_pb2, studio_pb2, studio_pb2_grpc, voice_pb2
+
+__all__ = ["AsyncStudioMethods", "StudioMethods", "compose_request"]
+
+_ROUTE = (("application", "studio"),)
+_IMAGE_FORMATS = {
+    "png": image_pb2.IMAGE_FORMAT_PNG,
+    "jpeg": image_pb2.IMAGE_FORMAT_JPEG,
+    "jpg": image_pb2.IMAGE_FORMAT_JPEG,
+    "webp": image_pb2.IMAGE_FORMAT_WEBP,
+}
+_AUDIO_FORMATS = {
+    "wav": voice_pb2.AUDIO_FORMAT_WAV,
+    "flac": voice_pb2.AUDIO_FORMAT_FLAC,
+    "pcm": voice_pb2.AUDIO_FORMAT_PCM_S16LE,
+    "pcm_s16le": voice_pb2.AUDIO_FORMAT_PCM_S16LE,
+}
+
+
+def _set(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def compose_request(
+    brief: str,
+    *,
+    num_scenes: int | None = None,
+    style: str | None = None,
+    seed: int | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    steps: int | None = None,
+    guidance_scale: float | None = None,
+    image_format: str | int | None = None,
+    voice: str | None = None,
+    speaking_rate: float | None = None,
+    audio_format: str | int | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    request_id: str | None = None,
+) -> studio_pb2.ComposeRequest:
+    """A ComposeRequest; None leaves a field to the server's default."""
+    if isinstance(image_format, str):
+        image_format = _IMAGE_FORMATS[image_format.lower()]
+    if isinstance(audio_format, str):
+        audio_format = _AUDIO_FORMATS[audio_format.lower()]
+    image = studio_pb2.ComposeImageSettings(
+        **_set(
+            {
+                "width": width,
+                "height": height,
+                "steps": steps,
+                "guidance_scale": guidance_scale,
+                "format": image_format,
+            }
+        )
+    )
+    speech = studio_pb2.ComposeVoiceSettings(
+        **_set({"voice": voice, "speaking_rate": speaking_rate, "format": audio_format})
+    )
+    text = studio_pb2.ComposeTextSettings(
+        **_set({"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p})
+    )
+    return studio_pb2.ComposeRequest(
+        brief=brief,
+        image=image,
+        voice=speech,
+        text=text,
+        **_set(
+            {
+                "num_scenes": num_scenes,
+                "style": style,
+                "seed": seed,
+                "request_id": request_id,
+            }
+        ),
+    )
+
+
+def _error(error: grpc.RpcError) -> Exception:
+    # Imported here: maestro.client imports this module for its classes.
+    from maestro.client import MaestroRpcError
+
+    return MaestroRpcError.from_rpc_error(error)
+
+
+class StudioMethods:
+    """Blocking StudioService calls."""
+
+    channel: grpc.Channel
+    _studio_stub: studio_pb2_grpc.StudioServiceStub | None = None
+
+    def _deadline(self, timeout: float | None) -> float | None:
+        raise NotImplementedError  # pragma: no cover - provided by the client
+
+    def _studio(self) -> studio_pb2_grpc.StudioServiceStub:
+        if self._studio_stub is None:
+            self._studio_stub = studio_pb2_grpc.StudioServiceStub(self.channel)
+        return self._studio_stub
+
+    def compose(
+        self, brief: str, *, timeout: float | None = None, **params: Any
+    ) -> Iterator[studio_pb2.ComposeResponse]:
+        """Storyboard events; `params`: the keywords of `compose_request`."""
+        call = self._studio().Compose(
+            compose_request(brief, **params),
+            timeout=self._deadline(timeout),
+            metadata=_ROUTE,
+        )
+        try:
+            yield from call
+        except grpc.RpcError as error:
+            raise _error(error) from None
+        finally:
+            call.cancel()
+
+
+class AsyncStudioMethods:
+    """asyncio StudioService calls, same signatures as StudioMethods."""
+
+    channel: grpc.aio.Channel
+    _studio_stub: studio_pb2_grpc.StudioServiceStub | None = None
+
+    def _deadline(self, timeout: float | None) -> float | None:
+        raise NotImplementedError  # pragma: no cover - provided by the client
+
+    def _studio(self) -> studio_pb2_grpc.StudioServiceStub:
+        if self._studio_stub is None:
+            self._studio_stub = studio_pb2_grpc.StudioServiceStub(self.channel)
+        return self._studio_stub
+
+    async def compose(
+        self, brief: str, *, timeout: float | None = None, **params: Any
+    ) -> AsyncIterator[studio_pb2.ComposeResponse]:
+        call = self._studio().Compose(
+            compose_request(brief, **params),
+            timeout=self._deadline(timeout),
+            metadata=_ROUTE,
+        )
+        try:
+            async for message in call:
+                yield message
+        except grpc.RpcError as error:
+            raise _error(error) from None
+        finally:
+            call.cancel()

@@ -1,0 +1,321 @@
+"""The image engine: diffusers pipelines behind a small async API.
+
+Usable without Ray: `engine = ImageEngine(ImageEngineConfig(model=...))`,
+`await engine.start()`, then `engine.stream(request)` / `engine.generate(request)`.
+Concurrent compatible requests are batched (`batcher.DynamicBatcher`); each
+batch runs on one worker thread so the caller's event loop (a replica serving
+gRPC) stays responsive while the pipeline computes.
+
+Determinism: image i of a request starts from the noise of seed + i (CPU
+generators), so the same request and seed give byte-identical PNGs whenever
+they run with the same batch-mates, e.g. alone. CPU and GPU kernels are not
+batch-invariant, so sharing a batch with other requests can move low-order
+bits; `batching.max_batch_size: 1` makes outputs independent of load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
+from typing import Any
+
+from deployments.engines.image_batcher import DynamicBatcher
+from deployments.engines.image_config import (
+    ImageEngineConfig,
+    ImageLimitsConfig,
+    LoraConfig,
+    MemoryConfig,
+)
+from deployments.engines.image_encoding import decode_image, encode_image
+from deployments.engines.image_pipeline import SCHEDULERS, ImageJob, PipelineRunner
+from deployments.engines.image_types import (
+    FORMATS,
+    GUIDANCE_RANGE,
+    EncodedImage,
+    ImageLimits,
+    ImageProgress,
+    ImageRequest,
+    ImageResult,
+    resolve,
+)
+from deployments.errors import Cancelled, NotFound, Unavailable
+
+__all__ = [
+    "ImageEngine",
+    "ImageEngineConfig",
+    "ImageLimitsConfig",
+    "LoraConfig",
+    "MemoryConfig",
+]
+
+logger = logging.getLogger(__name__)
+
+ImageEvent = ImageProgress | ImageResult
+
+
+class ImageEngine:
+    """Owns the pipelines, the batcher and the worker thread."""
+
+    def __init__(self, config: ImageEngineConfig) -> None:
+        self.config = config
+        self.limits: ImageLimits | None = None
+        self.status_message = "not started"
+        self.device = "cpu"
+        self.engine_name = "diffusers"
+        self.cancelled_requests = 0
+        self._runner: PipelineRunner | None = None
+        # One worker: batches run one after another on the same pipeline.
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="image-pipeline")
+        self.batcher: DynamicBatcher[ImageJob] = DynamicBatcher(
+            self._run_batch,
+            key=lambda job: job.key,
+            size=lambda job: job.request.num_images,
+            config=config.batching,
+        )
+
+    @property
+    def ready(self) -> bool:
+        return self._runner is not None
+
+    async def start(self) -> None:
+        """Load the pipelines and adapters on the worker thread."""
+        self.status_message = "loading"
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._worker, self._start_blocking)
+        except Exception as exc:
+            self.status_message = f"failed to start: {type(exc).__name__}: {exc}"
+            raise
+        self.status_message = "ready"
+
+    def _start_blocking(self) -> None:
+        try:
+            import diffusers
+            import torch
+            from diffusers import AutoPipelineForImage2Image, DiffusionPipeline
+        except ImportError as exc:  # pragma: no cover - install problem
+            raise RuntimeError(
+                "diffusers is not installed: pip install 'maestro[serve]'"
+            ) from exc
+        c = self.config
+        if c.torch_threads:
+            torch.set_num_threads(c.torch_threads)
+        device = c.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype_name = (
+            c.dtype
+            if c.dtype != "auto"
+            else ("float16" if device == "cuda" else "float32")
+        )
+        text2img = DiffusionPipeline.from_pretrained(
+            c.model, dtype=getattr(torch, dtype_name), variant=c.variant
+        )
+        text2img.set_progress_bar_config(disable=True)
+        if c.memory.cpu_offload and device == "cuda":
+            text2img.enable_model_cpu_offload()
+        else:
+            text2img.to(device)
+        if c.memory.attention_slicing:
+            text2img.enable_attention_slicing()
+        if c.memory.vae_slicing:
+            text2img.vae.enable_slicing()
+        if c.memory.vae_tiling:
+            text2img.vae.enable_tiling()
+        img2img = AutoPipelineForImage2Image.from_pipe(text2img)
+        img2img.set_progress_bar_config(disable=True)
+        runner = PipelineRunner(text2img, img2img, device=device)
+        for lora in c.loras:
+            runner.load_lora(lora.name, lora.path)
+        if device == "cuda":
+            device = f"cuda:{torch.cuda.current_device()}"
+        self.device = device
+        self.engine_name = f"diffusers {diffusers.__version__}"
+        self.limits = self._limits(text2img)
+        self._runner = runner
+
+    def _limits(self, pipe: Any) -> ImageLimits:
+        lim = self.config.limits
+        native = int(pipe.unet.config.sample_size) * int(pipe.vae_scale_factor)
+        return ImageLimits(
+            default_width=lim.default_width or native,
+            default_height=lim.default_height or native,
+            min_size=lim.min_size,
+            max_size=lim.max_size,
+            max_steps=lim.max_steps,
+            default_steps=lim.default_steps,
+            max_images=lim.max_images,
+            max_total_pixels=lim.max_total_pixels,
+            default_guidance_scale=lim.default_guidance_scale,
+            schedulers=tuple(SCHEDULERS),
+            default_scheduler=self.config.default_scheduler,
+            loras=tuple(lora.name for lora in self.config.loras),
+        )
+
+    async def shutdown(self) -> None:
+        await self.batcher.close()
+        self._worker.shutdown(wait=False, cancel_futures=True)
+        self._runner = None
+        self.status_message = "stopped"
+
+    def check_model(self, model: str) -> None:
+        if model and model != self.config.served_id:
+            raise NotFound(kind="model", name=model, available=[self.config.served_id])
+
+    async def generate(self, request: ImageRequest) -> ImageResult:
+        """The finished images (no progress events are produced)."""
+        async with aclosing(self._events(request, want_progress=False)) as events:
+            async for event in events:
+                if isinstance(event, ImageResult):
+                    return event
+        raise Cancelled("image request ended without a result")  # pragma: no cover
+
+    def stream(self, request: ImageRequest) -> AsyncIterator[ImageEvent]:
+        """A progress event per denoising step, then the result.
+
+        Closing or cancelling the iterator cancels the request: it leaves the
+        queue, or, if its batch runs already, stops being reported at the
+        next step (see `image_pipeline` for what happens to its rows).
+        """
+        return self._events(request, want_progress=True)
+
+    async def _events(
+        self, request: ImageRequest, *, want_progress: bool
+    ) -> AsyncIterator[ImageEvent]:
+        if self._runner is None or self.limits is None:
+            raise Unavailable(f"image engine not ready: {self.status_message}")
+        job = await self._prepare(request, want_progress)
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[Any] = asyncio.Queue()
+
+        def on_step(step: int, total: int, previews: list[Any]) -> None:
+            # Worker thread -> this request's event loop.
+            loop.call_soon_threadsafe(events.put_nowait, (step, total, previews))
+
+        job.on_step, job.events = on_step, events
+        self.batcher.submit(job)
+        finished = False
+        try:
+            while True:
+                event = await events.get()
+                if isinstance(event, BaseException):
+                    finished = True
+                    raise event
+                if isinstance(event, list):  # the job's pixels
+                    finished = True
+                    yield await asyncio.to_thread(self._encode, job, event)
+                    return
+                step, total, previews = event
+                yield ImageProgress(
+                    step=step,
+                    total_steps=total,
+                    elapsed_seconds=time.monotonic() - job.submitted,
+                    previews=tuple(self._encode_previews(job, previews)),
+                )
+        finally:
+            if not finished:
+                job.cancel()
+                self.cancelled_requests += 1
+                self.batcher.discard(job)
+
+    async def _prepare(self, request: ImageRequest, want_progress: bool) -> ImageJob:
+        assert self.limits is not None
+        init = None
+        if request.init_image:
+            max_pixels = self.limits.max_size * self.limits.max_size
+            init = await asyncio.to_thread(
+                decode_image,
+                request.init_image,
+                field="init_image",
+                max_pixels=max_pixels,
+            )
+        resolved = resolve(
+            request, self.limits, init_size=None if init is None else init.size
+        )
+        if init is not None and init.size != (resolved.width, resolved.height):
+            init = init.resize((resolved.width, resolved.height))
+        seed = resolved.seed
+        if seed is None:
+            seed = secrets.randbelow(2**31)
+        return ImageJob(
+            request=resolved,
+            seed=seed,
+            init_image=init,
+            want_progress=want_progress,
+        )
+
+    async def _run_batch(self, jobs: list[ImageJob]) -> None:
+        """Batcher callback: run `jobs` on the worker, hand each its pixels."""
+        assert self._runner is not None
+        live = [job for job in jobs if not job.cancelled]
+        if not live:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            results = await loop.run_in_executor(self._worker, self._runner.run, live)
+        except Exception as exc:
+            logger.exception("image batch of %d requests failed", len(live))
+            for job in live:
+                job.events.put_nowait(exc)
+            return
+        for job, pixels in zip(live, results, strict=True):
+            if pixels is not None:
+                job.events.put_nowait(pixels)
+
+    def _encode(self, job: ImageJob, pixels: list[Any]) -> ImageResult:
+        r = job.request
+        images = []
+        for i, array in enumerate(pixels):
+            data, mime = encode_image(array, r.format, r.quality)
+            images.append(EncodedImage(data, mime, r.width, r.height, job.seed + i))
+        return ImageResult(images=tuple(images))
+
+    def _encode_previews(self, job: ImageJob, previews: list[Any]) -> list[Any]:
+        out = []
+        for i, array in enumerate(previews):
+            data, mime = encode_image(array, "png", 0)
+            height, width = array.shape[:2]
+            out.append(EncodedImage(data, mime, width, height, job.seed + i))
+        return out
+
+    def limits_info(self) -> dict[str, str]:
+        """Request limits as ListModels reports them (empty until started)."""
+        lim, batching = self.limits, self.config.batching
+        if lim is None:
+            return {}
+        return {
+            "width": f"multiple of 8 in {lim.min_size}..{lim.max_size}",
+            "height": f"multiple of 8 in {lim.min_size}..{lim.max_size}",
+            "default_size": f"{lim.default_width}x{lim.default_height}",
+            "max_steps": str(lim.max_steps),
+            "default_steps": str(lim.default_steps),
+            "max_images": str(lim.max_images),
+            "max_total_pixels": str(lim.max_total_pixels),
+            "guidance_scale": f"{GUIDANCE_RANGE[0]}..{GUIDANCE_RANGE[1]}",
+            "default_guidance_scale": str(lim.default_guidance_scale),
+            "schedulers": ", ".join(lim.schedulers),
+            "default_scheduler": lim.default_scheduler,
+            "formats": ", ".join(FORMATS),
+            "quality": "1..100",
+            "strength": "(0, 1], image-to-image only",
+            "loras": ", ".join(lim.loras),
+            "max_batch_size": str(batching.max_batch_size),
+            "max_wait_ms": f"{batching.max_wait_ms:g}",
+        }
+
+    def stats(self) -> dict[str, str]:
+        """Live counters for ListModels."""
+        s = self.batcher.stats
+        return {
+            "queued_requests": str(self.batcher.queued),
+            "running_requests": str(self.batcher.running),
+            "batches_run": str(s.batches),
+            "images_run": str(s.images),
+            "batch_sizes": s.summary(),
+            "cancelled_requests": str(self.cancelled_requests),
+        }

@@ -1,0 +1,122 @@
+"""Settings of the image engine (the `engine:` block of the image application).
+
+Pydantic with `extra="forbid"`: a misspelt key or a bad value fails when the
+application is built, naming the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from deployments.engines.image_batcher import BatchingConfig
+from deployments.engines.image_pipeline import SCHEDULERS
+
+__all__ = ["ImageEngineConfig", "ImageLimitsConfig", "LoraConfig", "MemoryConfig"]
+
+
+class LoraConfig(BaseModel):
+    """A LoRA adapter loaded at start; requests select it by `name`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, description="Name requests use in `loras`.")
+    path: str = Field(description="Folder or file diffusers' load_lora_weights reads.")
+
+
+class ImageLimitsConfig(BaseModel):
+    """Request bounds; ListModels reports them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default_width: int | None = Field(None, description="Default: model's native.")
+    default_height: int | None = Field(None, description="Default: model's native.")
+    min_size: int = Field(64, ge=8, description="Smallest width/height.")
+    max_size: int = Field(1024, ge=8, description="Largest width/height.")
+    max_steps: int = Field(50, ge=1, description="Most denoising steps.")
+    default_steps: int = Field(25, ge=1, description="Steps when unset.")
+    max_images: int = Field(4, ge=1, description="Most images per request.")
+    max_total_pixels: int = Field(
+        4 * 1024 * 1024,
+        ge=64,
+        description="Bound on width x height x num_images. A response carries "
+        "at most ~3 bytes per pixel (PNG of noise), so this keeps it under the "
+        "receiver's gRPC message limit (4 MiB for generic clients, 64 MiB for "
+        "Maestro's).",
+    )
+    default_guidance_scale: float = Field(7.5, ge=0, description="When unset.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ImageLimitsConfig:
+        if self.min_size > self.max_size:
+            raise ValueError(f"min_size {self.min_size} > max_size {self.max_size}")
+        if self.default_steps > self.max_steps:
+            raise ValueError(
+                f"default_steps {self.default_steps} > max_steps {self.max_steps}"
+            )
+        return self
+
+
+class MemoryConfig(BaseModel):
+    """GPU memory savers (diffusers); each trades some speed for memory."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    attention_slicing: bool = Field(
+        False, description="Attention in slices: less peak memory, slower."
+    )
+    vae_slicing: bool = Field(
+        False, description="Decode a batch one image at a time (large batches)."
+    )
+    vae_tiling: bool = Field(
+        False, description="Decode in tiles: large images on small GPUs."
+    )
+    cpu_offload: bool = Field(
+        False,
+        description="Keep idle components in CPU RAM, move each to the GPU "
+        "when used (enable_model_cpu_offload): much less GPU memory, slower.",
+    )
+
+
+class ImageEngineConfig(BaseModel):
+    """Engine settings, validated on start (a wrong key or value fails fast)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(description="Local path or hub id of a diffusers pipeline.")
+    model_id: str | None = Field(
+        None, description="Id clients use in `model`; defaults to the folder name."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto: cuda when available, else cpu."
+    )
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="auto: float16 on cuda, float32 on cpu."
+    )
+    variant: str | None = Field(None, description="Weights variant, e.g. fp16.")
+    default_scheduler: str = Field("euler", description="Scheduler when unset.")
+    loras: tuple[LoraConfig, ...] = Field((), description="Adapters to load.")
+    limits: ImageLimitsConfig = Field(default_factory=ImageLimitsConfig)
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    torch_threads: int | None = Field(
+        None, ge=1, description="CPU threads for torch; default: torch's own."
+    )
+
+    @model_validator(mode="after")
+    def _known_names(self) -> ImageEngineConfig:
+        if self.default_scheduler not in SCHEDULERS:
+            raise ValueError(
+                f"default_scheduler {self.default_scheduler!r} not in "
+                f"{', '.join(SCHEDULERS)}"
+            )
+        names = [lora.name for lora in self.loras]
+        if len(set(names)) != len(names):
+            raise ValueError(f"lora names must be unique, got {names}")
+        return self
+
+    @property
+    def served_id(self) -> str:
+        return self.model_id or Path(self.model.rstrip("/")).name

@@ -1,0 +1,235 @@
+"""The diffusers side of the image engine: load, configure and run one batch.
+
+Everything here is blocking and runs on the engine's single worker thread.
+Text-to-image and image-to-image are two pipeline objects over the *same*
+components (`from_pipe`), so the checkpoint and its LoRA layers are in memory
+once. A batch owns the pipeline for its whole run: it sets the scheduler and
+the adapter state (which adapters, which weights, or none) before it starts,
+so nothing of one batch's adapters reaches another's images.
+
+Cancellation is per row and by masking: diffusers keeps batch-shaped state
+through the denoising loop (multistep schedulers keep past model outputs per
+row, SDXL fixes its added conditioning before the loop, ancestral schedulers
+draw noise per generator), so rows cannot be removed mid-loop without
+surgery specific to each scheduler and pipeline. A cancelled request stops
+receiving progress at the next step and is answered at once by the engine;
+its rows finish with the batch and are thrown away. When every request of a
+batch is cancelled the pipeline is interrupted at the next step.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from deployments.engines.image_types import ImageRequest
+
+__all__ = ["SCHEDULERS", "BatchKey", "ImageJob", "PipelineRunner", "batch_key"]
+
+logger = logging.getLogger(__name__)
+
+# name -> (diffusers scheduler class, overrides of the checkpoint's config).
+# Each is built from the checkpoint's own scheduler config, so betas and
+# prediction type stay the model's. (LMS needs scipy, so it is not offered.)
+SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "euler": ("EulerDiscreteScheduler", {}),
+    "euler_a": ("EulerAncestralDiscreteScheduler", {}),
+    "ddim": ("DDIMScheduler", {}),
+    "dpmpp_2m": ("DPMSolverMultistepScheduler", {}),
+    "dpmpp_2m_karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}),
+    "unipc": ("UniPCMultistepScheduler", {}),
+    "heun": ("HeunDiscreteScheduler", {}),
+    "pndm": ("PNDMScheduler", {"skip_prk_steps": True}),
+}
+
+# Latent -> RGB linear maps (4 latent channels): a preview costs a matrix
+# product, not a VAE decode. Factors from the SD / SDXL latent spaces.
+_SD_LATENT_RGB = np.array(
+    [
+        [0.3512, 0.2297, 0.3227],
+        [0.3250, 0.4974, 0.2350],
+        [-0.2829, 0.1762, 0.2721],
+        [-0.2120, -0.2616, -0.7177],
+    ],
+    dtype=np.float32,
+)
+_SDXL_LATENT_RGB = np.array(
+    [
+        [0.3651, 0.4232, 0.4341],
+        [-0.2533, -0.0042, 0.1068],
+        [0.1076, 0.1111, -0.0362],
+        [-0.3165, -0.2492, -0.2188],
+    ],
+    dtype=np.float32,
+)
+
+# Requests whose key is equal can share one pipeline call.
+BatchKey = tuple[Any, ...]
+
+
+def batch_key(request: ImageRequest, init_size: tuple[int, int] | None) -> BatchKey:
+    """Everything diffusers applies to a whole batch, not per row."""
+    return (
+        request.width,
+        request.height,
+        request.steps,
+        request.guidance_scale,
+        request.scheduler,
+        request.loras,
+        request.strength,  # None for text-to-image: never mixed with img2img
+        init_size is not None,
+    )
+
+
+@dataclass(eq=False)
+class ImageJob:
+    """One request in flight: its resolved parameters and its reporting hooks.
+
+    `on_step(step, total, previews)` is called on the worker thread after each
+    step the request is still wanted for; previews are HxWx3 uint8 arrays.
+    """
+
+    request: ImageRequest
+    seed: int
+    init_image: Any = None  # PIL image at the request's size, img2img only
+    want_progress: bool = False
+    on_step: Callable[[int, int, list[np.ndarray]], None] | None = None
+    submitted: float = field(default_factory=time.monotonic)
+    # The engine's per-request queue (event-loop side): pixels or an error.
+    events: Any = None
+    _cancelled: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def key(self) -> BatchKey:
+        size = None if self.init_image is None else self.init_image.size
+        return batch_key(self.request, size)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+
+class PipelineRunner:
+    """Owns the diffusers pipelines; `run` executes one batch (blocking)."""
+
+    def __init__(self, text2img: Any, img2img: Any, *, device: str) -> None:
+        self.text2img, self.img2img, self.device = text2img, img2img, device
+        self._base_scheduler_config = text2img.scheduler.config
+        self._adapters: tuple[str, ...] = ()
+        self._rgb = (
+            _SDXL_LATENT_RGB if "XL" in type(text2img).__name__ else _SD_LATENT_RGB
+        )
+
+    def load_lora(self, name: str, path: str) -> None:
+        self.text2img.load_lora_weights(path, adapter_name=name)
+        self._adapters = (*self._adapters, name)
+        self.text2img.disable_lora()  # adapters are off until a batch asks
+
+    def run(self, jobs: list[ImageJob]) -> list[list[np.ndarray] | None]:
+        """Generate every job's images; None for a job cancelled meanwhile."""
+        import torch
+
+        first = jobs[0].request
+        pipe = self.img2img if jobs[0].init_image is not None else self.text2img
+        pipe.scheduler = self._scheduler(first.scheduler)
+        self._set_adapters(first)
+        rows = [(job, i) for job in jobs for i in range(job.request.num_images)]
+        # CPU generators: the initial noise of seed s is the same on any
+        # device, and row i's noise depends only on its own seed.
+        generators = [torch.Generator().manual_seed(job.seed + i) for job, i in rows]
+        negatives = [job.request.negative_prompt for job, _ in rows]
+        # None when all are empty: the pipeline's own default (SDXL then uses
+        # zero embeddings instead of encoding "" twice), as a plain call does.
+        negatives_arg = negatives if any(negatives) else None
+        kwargs: dict[str, Any] = {}
+        if first.strength is not None:
+            kwargs = {
+                "image": [job.init_image for job, _ in rows],
+                "strength": first.strength,
+            }
+        else:
+            kwargs = {"width": first.width, "height": first.height}
+        with torch.inference_mode():
+            output = pipe(
+                prompt=[job.request.prompt for job, _ in rows],
+                negative_prompt=negatives_arg,
+                num_inference_steps=first.steps,
+                guidance_scale=first.guidance_scale,
+                generator=generators,
+                output_type="np",
+                callback_on_step_end=self._step_callback(jobs),
+                callback_on_step_end_tensor_inputs=["latents"],
+                **kwargs,
+            )
+        pixels = (output.images * 255).round().clip(0, 255).astype(np.uint8)
+        results: list[list[np.ndarray] | None] = []
+        row = 0
+        for job in jobs:
+            n = job.request.num_images
+            results.append(None if job.cancelled else list(pixels[row : row + n]))
+            row += n
+        return results
+
+    def _scheduler(self, name: str) -> Any:
+        import diffusers
+
+        cls_name, overrides = SCHEDULERS[name]
+        # Fresh per batch: schedulers keep per-run state (step index, history).
+        return getattr(diffusers, cls_name).from_config(
+            self._base_scheduler_config, **overrides
+        )
+
+    def _set_adapters(self, request: ImageRequest) -> None:
+        if not self._adapters:
+            return
+        if request.loras:
+            self.text2img.enable_lora()
+            self.text2img.set_adapters(
+                [c.name for c in request.loras], [c.weight for c in request.loras]
+            )
+        else:
+            self.text2img.disable_lora()
+
+    def _step_callback(self, jobs: list[ImageJob]) -> Callable[..., dict[str, Any]]:
+        offsets = np.cumsum([0] + [job.request.num_images for job in jobs])
+
+        def on_step_end(
+            pipe: Any, i: int, t: Any, tensors: dict[str, Any]
+        ) -> dict[str, Any]:
+            if all(job.cancelled for job in jobs):
+                pipe._interrupt = True  # diffusers' documented early stop
+                return tensors
+            total = pipe.num_timesteps
+            step = i + 1
+            latents = None
+            for k, job in enumerate(jobs):
+                if job.cancelled or not job.want_progress or job.on_step is None:
+                    continue
+                every = job.request.preview_every
+                previews: list[np.ndarray] = []
+                if every and step % every == 0 and step < total:
+                    if latents is None:
+                        latents = tensors["latents"].float().cpu().numpy()
+                    previews = self._previews(latents[offsets[k] : offsets[k + 1]])
+                job.on_step(step, total, previews)
+            return tensors
+
+        return on_step_end
+
+    def _previews(self, latents: np.ndarray) -> list[np.ndarray]:
+        """Cheap low-res RGB (1/vae-scale of the image size) from latents."""
+        if latents.shape[1] != self._rgb.shape[0]:
+            latents = latents[:, :3]  # unknown latent space: a rough look
+            rgb = np.moveaxis(latents, 1, -1)
+        else:
+            rgb = np.einsum("bchw,cr->bhwr", latents, self._rgb)
+        return list(((rgb + 1.0) * 127.5).clip(0, 255).astype(np.uint8))

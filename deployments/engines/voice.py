@@ -1,0 +1,326 @@
+"""The voice engine: transformers VITS (MMS-TTS architecture) behind an async API.
+
+Usable without Ray: `engine = VoiceEngine(VoiceEngineConfig(model=...))`,
+`await engine.start()`, then `engine.stream(request)` / `engine.synthesize(request)`.
+
+A request's text is split into segments (`voice_text`); every segment is one
+row for the micro-batcher (`voice_batcher`), which synthesizes segments of
+concurrent requests as one padded batch on a worker thread
+(`vits_batch.synthesize_rows`). A request's segments run in order, one per
+batch, so a stream's first chunk is ready after its first segment.
+
+Determinism: segment i of a request is synthesized with its own seed derived
+from (request seed, i), from its own noise generator, so its samples depend
+neither on its batch-mates nor on whether it was streamed. `synthesize` is
+therefore exactly the concatenation of `stream`'s PCM. Segments are joined
+with `pause_ms` of silence (appended to every segment but the last, in both
+paths), not crossfaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from deployments.engines.audio import CHANNELS, AudioFormat, encode, to_pcm16
+from deployments.engines.vits_batch import VitsRow, synthesize_rows
+from deployments.engines.voice_batcher import BatchingConfig, MicroBatcher
+from deployments.engines.voice_text import normalize, split_segments
+from deployments.engines.voice_types import (
+    AudioInfo,
+    Speech,
+    SpeechChunk,
+    SpeechRequest,
+    VoiceLimits,
+    validate,
+)
+from deployments.errors import InvalidArgument, NotFound, Unavailable
+
+__all__ = ["VOICE_FILE", "VoiceEngine", "VoiceEngineConfig", "segment_seed"]
+
+logger = logging.getLogger(__name__)
+
+# Optional file beside a checkpoint naming its speakers in id order:
+# {"voices": ["ava", "ben"]} (the demo builder writes one).
+VOICE_FILE = "maestro_voice.json"
+
+
+class VoiceEngineConfig(BaseModel):
+    """Engine settings, validated on start (a wrong key or value fails fast)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(description="Local path or hub id of a VITS checkpoint.")
+    model_id: str | None = Field(
+        None, description="Id clients use in `model`; defaults to the folder name."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto: cuda when available, else cpu."
+    )
+    dtype: Literal["float32", "float16", "bfloat16"] = Field(
+        "float32", description="Weights/activations dtype; float32 on CPU."
+    )
+    voices: tuple[str, ...] | None = Field(
+        None,
+        description="Speaker names in speaker-id order. Default: the checkpoint's "
+        f"{VOICE_FILE}, else speaker_0.. (or `default` for one speaker).",
+    )
+    max_text_chars: int = Field(2000, ge=1, description="Longest accepted text.")
+    max_segment_chars: int = Field(
+        120,
+        ge=8,
+        description="Sentences longer than this are split at clauses, then words.",
+    )
+    min_speaking_rate: float = Field(0.5, gt=0, description="Slowest rate.")
+    max_speaking_rate: float = Field(2.0, gt=0, description="Fastest rate.")
+    pause_ms: int = Field(
+        120, ge=0, le=2000, description="Silence after every segment but the last."
+    )
+    torch_threads: int | None = Field(
+        None, ge=1, description="CPU threads for torch; default: torch's own."
+    )
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
+
+    @model_validator(mode="after")
+    def _rates_ordered(self) -> VoiceEngineConfig:
+        if self.min_speaking_rate > self.max_speaking_rate:
+            raise ValueError(
+                f"min_speaking_rate {self.min_speaking_rate} > "
+                f"max_speaking_rate {self.max_speaking_rate}"
+            )
+        return self
+
+    @property
+    def served_id(self) -> str:
+        return self.model_id or Path(self.model.rstrip("/")).name
+
+
+def segment_seed(seed: int, index: int) -> int:
+    """The noise seed of segment `index` of a request seeded `seed` (< 2**63)."""
+    digest = hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+@dataclass(frozen=True)
+class _Segment:
+    index: int
+    text: str  # as the client wrote it
+    row: VitsRow
+
+
+class VoiceEngine:
+    """Owns one VitsModel, its tokenizer and the micro-batcher feeding it."""
+
+    def __init__(self, config: VoiceEngineConfig) -> None:
+        self.config = config
+        self.limits: VoiceLimits | None = None
+        self.status_message = "not started"
+        self.device = "cpu"
+        self.engine_name = "transformers"
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._vocabulary: frozenset[str] = frozenset()
+        self.batcher: MicroBatcher[VitsRow, np.ndarray] = MicroBatcher(
+            self._run_rows, config.batching, thread_name="voice-synthesis"
+        )
+
+    @property
+    def ready(self) -> bool:
+        return self._model is not None
+
+    @property
+    def sample_rate(self) -> int:
+        return 0 if self.limits is None else self.limits.sample_rate
+
+    async def start(self) -> None:
+        """Load the checkpoint in a thread (the caller's loop keeps serving)."""
+        self.status_message = "loading"
+        try:
+            await asyncio.to_thread(self._start_blocking)
+        except Exception as exc:
+            self.status_message = f"failed to start: {type(exc).__name__}: {exc}"
+            raise
+        self.status_message = "ready"
+
+    def _start_blocking(self) -> None:
+        try:
+            import torch
+            import transformers
+            from transformers import VitsModel, VitsTokenizer
+        except ImportError as exc:  # pragma: no cover - install problem
+            raise RuntimeError(
+                "transformers/torch are not installed: pip install 'maestro[serve]'"
+            ) from exc
+        c = self.config
+        if c.torch_threads:
+            torch.set_num_threads(c.torch_threads)
+        device = c.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        tokenizer = VitsTokenizer.from_pretrained(c.model)
+        if tokenizer.phonemize:
+            raise ValueError(
+                f"{c.model} needs espeak phonemization, which Maestro does not run; "
+                "use a character-level (MMS-TTS) checkpoint"
+            )
+        model = VitsModel.from_pretrained(c.model, dtype=getattr(torch, c.dtype))
+        model = model.to(device).eval()
+        voices = self._voices(model.config.num_speakers)
+        self._vocabulary = frozenset(t for t in tokenizer.get_vocab() if len(t) == 1)
+        self._tokenizer = tokenizer
+        self.device = (
+            f"cuda:{torch.cuda.current_device()}" if device == "cuda" else device
+        )
+        self.engine_name = f"transformers {transformers.__version__} VITS"
+        self.limits = VoiceLimits(
+            max_text_chars=c.max_text_chars,
+            min_speaking_rate=c.min_speaking_rate,
+            max_speaking_rate=c.max_speaking_rate,
+            voices=voices,
+            sample_rate=int(model.config.sampling_rate),
+        )
+        self._model = model
+
+    def _voices(self, num_speakers: int) -> tuple[str, ...]:
+        voices = self.config.voices
+        names_file = Path(self.config.model) / VOICE_FILE
+        if voices is None and names_file.is_file():
+            voices = tuple(json.loads(names_file.read_text())["voices"])
+        if voices is None:
+            count = max(num_speakers, 1)
+            voices = (
+                ("default",)
+                if count == 1
+                else tuple(f"speaker_{i}" for i in range(count))
+            )
+        if len(voices) != max(num_speakers, 1) or len(set(voices)) != len(voices):
+            raise ValueError(
+                f"voices {list(voices)} must be {max(num_speakers, 1)} unique "
+                "names, one per speaker of the checkpoint"
+            )
+        return voices
+
+    def shutdown(self) -> None:
+        self.batcher.close()
+        self._model = None
+        self.status_message = "stopped"
+
+    def check_model(self, model: str) -> None:
+        if model and model != self.config.served_id:
+            raise NotFound(kind="model", name=model, available=[self.config.served_id])
+
+    async def synthesize(self, request: SpeechRequest) -> Speech:
+        """The whole utterance as one file (or raw PCM)."""
+        segments = self._plan(request)
+        parts: list[np.ndarray] = []
+        async with aclosing(self._pcm(segments)) as pcm_stream:
+            async for _, pcm in pcm_stream:
+                parts.append(pcm)
+        pcm = np.concatenate(parts)
+        fmt: AudioFormat = request.format  # type: ignore[assignment]
+        audio = await asyncio.to_thread(encode, pcm, self.sample_rate, fmt)
+        return Speech(audio=audio, info=self._info(pcm, fmt))
+
+    async def stream(self, request: SpeechRequest) -> AsyncIterator[SpeechChunk]:
+        """One chunk per segment, each sent as soon as it is synthesized.
+
+        Closing or cancelling the iterator (a client deadline or disconnect)
+        drops the request's remaining segments from the batcher's queue.
+        """
+        segments = self._plan(request)
+        fmt: AudioFormat = request.format  # type: ignore[assignment]
+        async with aclosing(self._pcm(segments)) as pcm_stream:
+            async for segment, pcm in pcm_stream:
+                audio = await asyncio.to_thread(encode, pcm, self.sample_rate, fmt)
+                yield SpeechChunk(
+                    audio=audio,
+                    info=self._info(pcm, fmt),
+                    segment_index=segment.index,
+                    segment_text=segment.text,
+                    last=segment.index == len(segments) - 1,
+                )
+
+    def _plan(self, request: SpeechRequest) -> list[_Segment]:
+        """Validate, split, normalize and tokenize; raises before any work."""
+        if self._model is None or self.limits is None:
+            raise Unavailable(f"voice engine not ready: {self.status_message}")
+        validate(request, self.limits)
+        voices = self.limits.voices
+        speaker = voices.index(request.voice) if request.voice else 0
+        rate = request.speaking_rate or 1.0
+        seed = secrets.randbits(63) if request.seed is None else request.seed
+        segments: list[_Segment] = []
+        for text in split_segments(request.text, self.config.max_segment_chars):
+            spoken = normalize(text, self._vocabulary)
+            if not spoken:
+                continue  # e.g. only emoji or punctuation: nothing to say
+            ids = self._tokenizer(spoken)["input_ids"]
+            row = VitsRow(
+                input_ids=tuple(ids),
+                seed=segment_seed(seed, len(segments)),
+                speaker_id=speaker if len(voices) > 1 else None,
+                length_scale=1.0 / rate,
+            )
+            segments.append(_Segment(len(segments), text, row))
+        if not segments:
+            raise InvalidArgument(
+                field="text",
+                allowed="text with letters or digits the model can speak",
+                reason="nothing speakable after normalization",
+                value=request.text,
+            )
+        return segments
+
+    async def _pcm(
+        self, segments: list[_Segment]
+    ) -> AsyncIterator[tuple[_Segment, np.ndarray]]:
+        """Each segment's 16-bit PCM (pause included), in order."""
+        group = object()  # this request, for the batcher's one-per-batch rule
+        futures = [self.batcher.submit(s.row, group=group) for s in segments]
+        pause = np.zeros(self.sample_rate * self.config.pause_ms // 1000, np.int16)
+        try:
+            for segment, future in zip(segments, futures, strict=True):
+                pcm = await future
+                if segment.index < len(segments) - 1 and len(pause):
+                    pcm = np.concatenate([pcm, pause])
+                yield segment, pcm
+        finally:
+            for future in futures:
+                future.cancel()  # no-op for finished ones
+
+    def _run_rows(self, rows: list[VitsRow]) -> list[np.ndarray]:
+        """Batcher callback on the worker thread: one padded VITS batch."""
+        return [to_pcm16(wave) for wave in synthesize_rows(self._model, rows)]
+
+    def _info(self, pcm: np.ndarray, fmt: AudioFormat) -> AudioInfo:
+        return AudioInfo(
+            sample_rate=self.sample_rate,
+            channels=CHANNELS,
+            format=fmt,
+            duration_seconds=len(pcm) / self.sample_rate,
+        )
+
+    def stats(self) -> dict[str, str]:
+        """Live counters for ListModels."""
+        s = self.batcher.stats
+        return {
+            "queued_segments": str(self.batcher.queued),
+            "running_segments": str(s.running),
+            "batches_run": str(s.batches),
+            "segments_synthesized": str(s.items),
+            "segments_cancelled": str(s.cancelled),
+            "batch_sizes": " ".join(
+                f"{k}:{v}" for k, v in sorted(s.batch_sizes.items())
+            ),
+        }

@@ -1,0 +1,32 @@
+"""The image family: ImageService on diffusers, application `image`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.serve import Application
+
+from deployments import resolve_project_path
+from deployments.image.config import ImageAppConfig
+from deployments.image.deployment import ImageDeployment
+
+__all__ = ["ImageDeployment", "build_app", "resolve_config"]
+
+
+def resolve_config(args: dict[str, Any]) -> ImageAppConfig:
+    """Validate `args`; anchor relative model and LoRA paths to the project."""
+    config = ImageAppConfig.model_validate(args)
+    engine = config.engine
+    loras = tuple(
+        lora.model_copy(update={"path": resolve_project_path(lora.path)})
+        for lora in engine.loras
+    )
+    engine = engine.model_copy(
+        update={"model": resolve_project_path(engine.model), "loras": loras}
+    )
+    return config.model_copy(update={"engine": engine})
+
+
+def build_app(args: dict[str, Any]) -> Application:
+    """Application builder for serve_config.yaml; validates `args` first."""
+    return ImageDeployment.bind(resolve_config(args).model_dump())

@@ -1,0 +1,94 @@
+"""Proto <-> engine conversions for the image family; engines never see protos."""
+
+from __future__ import annotations
+
+from deployments.engines.image_types import (
+    EncodedImage,
+    ImageProgress,
+    ImageRequest,
+    ImageResult,
+    LoraChoice,
+)
+from maestro.v1 import image_pb2
+
+__all__ = [
+    "to_engine_request",
+    "to_generate_response",
+    "to_progress_response",
+    "to_result_response",
+]
+
+_FORMATS = {
+    image_pb2.IMAGE_FORMAT_UNSPECIFIED: "",
+    image_pb2.IMAGE_FORMAT_PNG: "png",
+    image_pb2.IMAGE_FORMAT_JPEG: "jpeg",
+    image_pb2.IMAGE_FORMAT_WEBP: "webp",
+}
+ImageRequestMessage = image_pb2.GenerateImageRequest | image_pb2.StreamImageRequest
+
+
+def _opt(msg: ImageRequestMessage, name: str):  # type: ignore[no-untyped-def]
+    return getattr(msg, name) if msg.HasField(name) else None
+
+
+def to_engine_request(msg: ImageRequestMessage, request_id: str) -> ImageRequest:
+    """Both request messages share field names and numbers, so one converter.
+
+    An enum number this server does not know (a newer client) is passed on as
+    its number, and validation rejects it naming `format`.
+    """
+    return ImageRequest(
+        prompt=msg.prompt,
+        negative_prompt=msg.negative_prompt,
+        width=msg.width,
+        height=msg.height,
+        steps=msg.steps,
+        guidance_scale=_opt(msg, "guidance_scale"),
+        seed=_opt(msg, "seed"),
+        num_images=msg.num_images,
+        scheduler=msg.scheduler,
+        format=_FORMATS.get(msg.format, str(msg.format)),
+        quality=msg.quality,
+        init_image=msg.init_image,
+        strength=_opt(msg, "strength"),
+        loras=tuple(LoraChoice(lora.name, lora.weight) for lora in msg.loras),
+        preview_every=getattr(msg, "preview_every", 0),
+        request_id=request_id,
+    )
+
+
+def _image(image: EncodedImage) -> image_pb2.Image:
+    return image_pb2.Image(
+        data=image.data,
+        mime_type=image.mime_type,
+        width=image.width,
+        height=image.height,
+        seed=image.seed,
+    )
+
+
+def to_generate_response(
+    result: ImageResult, *, model: str, request_id: str
+) -> image_pb2.GenerateImageResponse:
+    return image_pb2.GenerateImageResponse(
+        images=[_image(i) for i in result.images], model=model, request_id=request_id
+    )
+
+
+def to_result_response(
+    result: ImageResult, *, model: str, request_id: str
+) -> image_pb2.StreamImageResponse:
+    return image_pb2.StreamImageResponse(
+        result=to_generate_response(result, model=model, request_id=request_id)
+    )
+
+
+def to_progress_response(progress: ImageProgress) -> image_pb2.StreamImageResponse:
+    return image_pb2.StreamImageResponse(
+        progress=image_pb2.ImageProgress(
+            step=progress.step,
+            total_steps=progress.total_steps,
+            elapsed_seconds=progress.elapsed_seconds,
+            previews=[_image(p) for p in progress.previews],
+        )
+    )

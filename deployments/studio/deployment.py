@@ -1,0 +1,132 @@
+"""The studio's Ray Serve deployment: the ingress of application `studio`.
+
+It holds no model and needs almost no CPU (`num_cpus: 0.1`): it resolves
+`DeploymentHandle`s to the family deployments (the same replicas that serve
+their own RPCs, never a second copy of a model) and runs `Studio` on them.
+Handles can be passed in instead, which is how tests use fakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from grpc_health.v1 import health_pb2
+from ray import serve
+
+from deployments.health import health_response
+from deployments.ingress import stream_rpc, unary_rpc
+from deployments.studio.children import Handle, InFlight, call_child
+from deployments.studio.compose import Studio
+from deployments.studio.config import FamilyRef, StudioAppConfig
+from maestro.v1 import models_pb2, studio_pb2
+
+__all__ = ["StudioDeployment"]
+
+SERVICES = ("maestro.v1.StudioService", "maestro.v1.ModelService")
+FAMILIES = ("text", "image", "voice")
+_SERVING = health_pb2.HealthCheckResponse.SERVING
+
+
+def _handle(ref: FamilyRef) -> Handle:
+    return serve.get_deployment_handle(ref.deployment, app_name=ref.app)
+
+
+@serve.deployment(name="Studio", ray_actor_options={"num_cpus": 0.1})
+class StudioDeployment:
+    """Serves StudioService, ModelService and Health for the studio."""
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        text: Handle | None = None,
+        image: Handle | None = None,
+        voice: Handle | None = None,
+    ) -> None:
+        self.config = StudioAppConfig.model_validate(config)
+        c = self.config
+        self.studio = Studio(
+            text or _handle(c.text),
+            image or _handle(c.image),
+            voice or _handle(c.voice),
+            c,
+        )
+
+    @stream_rpc
+    async def Compose(
+        self, request: studio_pb2.ComposeRequest, request_id: str
+    ) -> AsyncIterator[studio_pb2.ComposeResponse]:
+        events = self.studio.compose(request, request_id)
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()
+
+    @unary_rpc(models_pb2.ListModelsResponse)
+    async def ListModels(
+        self, request: models_pb2.ListModelsRequest, request_id: str
+    ) -> models_pb2.ListModelsResponse:
+        """Family STUDIO, no model: which families it chains, and their state."""
+        answers = await self._probe("ListModels", models_pb2.ListModelsRequest())
+        stats = {"chains": "text -> image + voice (per scene, concurrently)"}
+        ready = True
+        for family, answer in zip(FAMILIES, answers, strict=True):
+            if isinstance(answer, BaseException):
+                stats[family] = f"unreachable: {type(answer).__name__}"
+                ready = False
+                continue
+            models = list(answer.models)
+            family_ready = bool(models) and all(m.ready for m in models)
+            ready = ready and family_ready
+            ids = ", ".join(m.id for m in models) or "no model"
+            stats[family] = (
+                f"reachable, {'ready' if family_ready else 'not ready'}: {ids}"
+            )
+        stats["running_compositions"] = str(self.studio.running)
+        limits = self.config.plan
+        return models_pb2.ListModelsResponse(
+            models=[
+                models_pb2.ModelInfo(
+                    id="studio",
+                    family=models_pb2.FAMILY_STUDIO,
+                    engine="maestro studio (no model; DeploymentHandles)",
+                    device="none",
+                    ready=ready,
+                    status_message="" if ready else "a chained family is not ready",
+                    limits={
+                        "num_scenes": f"1..{limits.max_scenes}",
+                        "default_scenes": str(limits.default_scenes),
+                        "max_brief_chars": str(limits.max_brief_chars),
+                        "max_style_chars": str(limits.max_style_chars),
+                        "narration_chars": str(limits.narration_chars),
+                        "image_prompt_chars": str(limits.image_prompt_chars),
+                    },
+                    stats=stats,
+                )
+            ]
+        )
+
+    @unary_rpc(health_pb2.HealthCheckResponse)
+    async def Check(
+        self, request: health_pb2.HealthCheckRequest, request_id: str
+    ) -> health_pb2.HealthCheckResponse:
+        """SERVING when every chained family answers SERVING."""
+        answers = await self._probe("Check", health_pb2.HealthCheckRequest())
+        ready = all(
+            not isinstance(a, BaseException) and a.status == _SERVING for a in answers
+        )
+        return health_response(request, services=SERVICES, ready=ready)
+
+    async def _probe(self, method: str, request: Any) -> list[Any]:
+        """`method` on every family, each bounded by probe_timeout_s."""
+        handles = (self.studio.text, self.studio.image, self.studio.voice)
+        timeout = self.config.probe_timeout_s
+
+        async def one(handle: Handle) -> Any:
+            return await asyncio.wait_for(
+                call_child(handle, method, request, InFlight()), timeout
+            )
+
+        return await asyncio.gather(*(one(h) for h in handles), return_exceptions=True)

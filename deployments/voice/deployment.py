@@ -1,0 +1,122 @@
+"""The voice family's Ray Serve deployment: the ingress of application `voice`.
+
+Audio chunks cross exactly one Ray hop (proxy -> this replica, which holds the
+VITS model). Synthesis runs on the engine's worker thread, so this replica's
+event loop keeps answering Health and streaming chunks while a batch computes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+from grpc_health.v1 import health_pb2
+from ray import serve
+
+from deployments.engines.voice import VoiceEngine
+from deployments.health import health_response
+from deployments.ingress import stream_rpc, unary_rpc
+from deployments.voice.config import VoiceAppConfig
+from deployments.voice.converters import (
+    to_engine_request,
+    to_stream_response,
+    to_synthesize_response,
+)
+from maestro.v1 import models_pb2, voice_pb2
+
+__all__ = ["VoiceDeployment"]
+
+logger = logging.getLogger("maestro.voice")
+SERVICES = ("maestro.v1.VoiceService", "maestro.v1.ModelService")
+
+
+@serve.deployment(name="Voice")
+class VoiceDeployment:
+    """Serves VoiceService, ModelService and Health for the voice family."""
+
+    async def __init__(self, config: dict[str, Any]) -> None:
+        self.config = VoiceAppConfig.model_validate(config)
+        self.engine = VoiceEngine(self.config.engine)
+        # Load in the background so Health answers NOT_SERVING meanwhile.
+        self._starting = asyncio.create_task(self._start_engine())
+
+    async def _start_engine(self) -> None:
+        try:
+            await self.engine.start()
+            logger.info(
+                "voice engine ready: %s on %s",
+                self.engine.config.served_id,
+                self.engine.device,
+            )
+        except Exception:
+            logger.exception("voice engine failed to start")
+
+    def __del__(self) -> None:
+        self.engine.shutdown()
+
+    def check_health(self) -> None:
+        """Ray Serve's replica health check: restart a replica that failed to load."""
+        if self._starting.done() and not self.engine.ready:
+            raise RuntimeError(f"voice engine down: {self.engine.status_message}")
+
+    @unary_rpc(voice_pb2.SynthesizeResponse)
+    async def Synthesize(
+        self, request: voice_pb2.SynthesizeRequest, request_id: str
+    ) -> voice_pb2.SynthesizeResponse:
+        self.engine.check_model(request.model)
+        speech = await self.engine.synthesize(to_engine_request(request, request_id))
+        return to_synthesize_response(
+            speech, model=self.engine.config.served_id, request_id=request_id
+        )
+
+    @stream_rpc
+    async def StreamSpeech(
+        self, request: voice_pb2.StreamSpeechRequest, request_id: str
+    ) -> AsyncIterator[voice_pb2.StreamSpeechResponse]:
+        self.engine.check_model(request.model)
+        chunks = self.engine.stream(to_engine_request(request, request_id))
+        async with aclosing(chunks):
+            async for chunk in chunks:
+                yield to_stream_response(chunk, request_id=request_id)
+
+    @unary_rpc(models_pb2.ListModelsResponse)
+    async def ListModels(
+        self, request: models_pb2.ListModelsRequest, request_id: str
+    ) -> models_pb2.ListModelsResponse:
+        return models_pb2.ListModelsResponse(models=[self._model_info()])
+
+    @unary_rpc(health_pb2.HealthCheckResponse)
+    async def Check(
+        self, request: health_pb2.HealthCheckRequest, request_id: str
+    ) -> health_pb2.HealthCheckResponse:
+        return health_response(request, services=SERVICES, ready=self.engine.ready)
+
+    def _model_info(self) -> models_pb2.ModelInfo:
+        engine = self.engine
+        limits = engine.limits
+        c = engine.config
+        return models_pb2.ModelInfo(
+            id=c.served_id,
+            family=models_pb2.FAMILY_VOICE,
+            engine=engine.engine_name,
+            device=engine.device,
+            ready=engine.ready,
+            status_message=engine.status_message,
+            limits={}
+            if limits is None
+            else {
+                "max_text_chars": str(limits.max_text_chars),
+                "max_segment_chars": str(c.max_segment_chars),
+                "speaking_rate": f"[{limits.min_speaking_rate}, "
+                f"{limits.max_speaking_rate}]",
+                "voices": ", ".join(limits.voices),
+                "default_voice": limits.voices[0],
+                "formats": ", ".join(limits.formats),
+                "sample_rate": str(limits.sample_rate),
+                "max_batch_size": str(c.batching.max_batch_size),
+            },
+            stats=engine.stats(),
+        )

@@ -1,0 +1,205 @@
+"""The image family's demo checkpoint: a tiny Stable Diffusion pipeline and a LoRA.
+
+Real architecture (UNet2DConditionModel + AutoencoderKL + CLIPTextModel, the parts
+of SD 1.x), random weights, so diffusers, schedulers, image-to-image and LoRA
+loading are exercised for real while a 64x64 image takes a fraction of a second
+on a CPU. A demo LoRA (``loras/demo-style``) is shipped with it so adapter
+selection is tested on real peft layers, not a mock.
+
+Built with the conventions of ``models.build_demo``: seeded (two builds are
+byte-identical), assembled in a temp folder, marked complete with a content hash
+and moved into place, and reused when already complete.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DEMO_LORA", "IMAGE_SIZE", "LORA_DIR", "build_image_model"]
+
+IMAGE_SIZE = 64  # native resolution of the demo pipeline
+LORA_DIR = "loras"
+DEMO_LORA = "demo-style"
+_VOCAB = 384
+_CLIP_MAX_LENGTH = 77  # SD conditioning length; the text encoder's positions
+
+
+def _tokenizer() -> Any:
+    """A byte-level BPE tokenizer over the text family's corpus (any text encodes)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from tokenizers.trainers import BpeTrainer
+    from transformers import PreTrainedTokenizerFast
+
+    from models.build_demo import SPECIAL_TOKENS, _corpus
+
+    bos, eos, pad = SPECIAL_TOKENS
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = BpeTrainer(
+        vocab_size=_VOCAB,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_corpus(), trainer=trainer)
+    # CLIP-style framing: <s> prompt </s>, padded to 77 by the pipeline.
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A {eos}", special_tokens=[(bos, 0), (eos, 1)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=bos,
+        eos_token=eos,
+        pad_token=pad,
+        model_max_length=_CLIP_MAX_LENGTH,
+    )
+
+
+def _pipeline() -> Any:
+    """The SD-architecture pipeline, each component from its own fixed seed."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from models.build_demo import SEED
+
+    tokenizer = _tokenizer()
+    torch.manual_seed(SEED)
+    unet = UNet2DConditionModel(
+        sample_size=IMAGE_SIZE // 2,  # the 2-block VAE downsamples by 2
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        cross_attention_dim=32,
+        norm_num_groups=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+    )
+    torch.manual_seed(SEED + 1)
+    vae = AutoencoderKL(
+        sample_size=IMAGE_SIZE,
+        block_out_channels=(32, 64),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        latent_channels=4,
+        norm_num_groups=32,
+    )
+    torch.manual_seed(SEED + 2)
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=_CLIP_MAX_LENGTH,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=2,
+        )
+    )
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
+        steps_offset=1,
+    )
+    return StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def _save_demo_lora(pipe: Any, out: Path) -> None:
+    """A rank-4 LoRA on the UNet's attention, random (non-zero) A and B."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    from models.build_demo import SEED
+
+    config = LoraConfig(
+        r=4,
+        lora_alpha=4,
+        target_modules=["to_q", "to_k", "to_v", "to_out.0"],
+        init_lora_weights=False,  # B=0 would make the adapter a no-op
+    )
+    torch.manual_seed(SEED + 3)
+    pipe.unet.add_adapter(config, adapter_name=DEMO_LORA)
+    StableDiffusionPipeline.save_lora_weights(
+        out,
+        unet_lora_layers=get_peft_model_state_dict(pipe.unet, adapter_name=DEMO_LORA),
+        unet_lora_adapter_metadata=config.to_dict(),
+        safe_serialization=True,
+    )
+
+
+def _write_image_model(tmp: Path) -> None:
+    import torch
+    from diffusers.utils import logging as diffusers_logging
+    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+
+    with torch.random.fork_rng(devices=[]):  # seed without touching caller's RNG
+        pipe = _pipeline()
+        verbosity = diffusers_logging.get_verbosity()
+        diffusers_logging.set_verbosity_error()
+        disable_progress_bars()  # keep the CLI to our own short lines
+        try:
+            pipe.save_pretrained(tmp, safe_serialization=True)
+            # After the pipeline is saved: the adapter lives in its own folder.
+            _save_demo_lora(pipe, tmp / LORA_DIR / DEMO_LORA)
+        finally:
+            enable_progress_bars()
+            diffusers_logging.set_verbosity(verbosity)
+
+
+def build_image_model(out_dir: Path, *, force: bool = False) -> Path:
+    """Build the SD-architecture demo pipeline (+ demo LoRA) into ``out_dir``.
+
+    Same contract as ``build_text_model``: an interrupted build never looks
+    complete, and a complete one is reused unless ``force`` is set.
+    """
+    # Imported here: build_demo imports this module for its FAMILIES table.
+    from models.build_demo import MARKER, is_complete, tree_hash
+
+    out_dir = Path(out_dir)
+    if not force and is_complete(out_dir):
+        print(f"image: up to date at {out_dir}")
+        return out_dir
+    print(f"image: building into {out_dir}")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        _write_image_model(tmp)
+        # Components live in subfolders (unet/, vae/, loras/...): make the
+        # whole tree readable, not just the top level.
+        for path in [tmp, *tmp.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        (tmp / MARKER).write_text(tree_hash(tmp) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"image: done, sha256 {(out_dir / MARKER).read_text().strip()[:16]}")
+    return out_dir

@@ -1,0 +1,202 @@
+"""End to end: the image application of serve_config.yaml, through the client."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2
+from PIL import Image
+
+from maestro import AsyncMaestroClient, MaestroClient, MaestroRpcError
+from maestro.v1 import models_pb2
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+
+
+@pytest.fixture(scope="module")
+def image_server(server: str) -> str:
+    """The server once the image engine answers (it loads beside vLLM)."""
+    deadline = time.monotonic() + 120
+    with MaestroClient(server, timeout=5) as client:
+        while time.monotonic() < deadline:
+            try:
+                if client.health("image") == SERVING:
+                    return server
+            except MaestroRpcError:
+                pass
+            time.sleep(0.5)
+    raise RuntimeError("image not SERVING after 120 s")
+
+
+@pytest.fixture
+def image_client(image_server: str) -> MaestroClient:
+    with MaestroClient(image_server, timeout=60) as c:
+        yield c
+
+
+def _image_model(client: MaestroClient) -> models_pb2.ModelInfo:
+    (model,) = client.list_models(["image"])
+    return model
+
+
+def test_generate_image_is_seeded_and_described(image_client: MaestroClient) -> None:
+    reply = image_client.generate_image("a red box", seed=11, num_images=2)
+    assert reply.model == "maestro-demo-sd" and reply.request_id
+    assert [i.seed for i in reply.images] == [11, 12]
+    first = reply.images[0]
+    assert (first.mime_type, first.width, first.height) == ("image/png", 64, 64)
+    assert Image.open(io.BytesIO(first.data)).size == (64, 64)
+    again = image_client.generate_image("a red box", seed=11, num_images=2)
+    assert [i.data for i in again.images] == [i.data for i in reply.images]
+    jpeg = image_client.generate_image("a red box", seed=11, format="jpeg", quality=50)
+    assert jpeg.images[0].mime_type == "image/jpeg"
+
+
+def test_stream_image_sends_progress_then_the_result(
+    image_client: MaestroClient,
+) -> None:
+    messages = list(
+        image_client.stream_image("a kite", seed=2, steps=5, preview_every=2)
+    )
+    progress = [m.progress for m in messages if m.HasField("progress")]
+    assert [p.step for p in progress] == [1, 2, 3, 4, 5]
+    assert all(p.total_steps == 5 for p in progress)
+    assert [p.step for p in progress if p.previews] == [2, 4]
+    assert messages[-1].HasField("result")
+    result = messages[-1].result
+    assert len(result.images) == 1 and result.model == "maestro-demo-sd"
+    unary = image_client.generate_image("a kite", seed=2, steps=5)
+    assert unary.images[0].data == result.images[0].data
+
+
+def test_lora_and_image_to_image(image_client: MaestroClient) -> None:
+    base = image_client.generate_image("a map", seed=4).images[0].data
+    styled = image_client.generate_image("a map", seed=4, loras={"demo-style": 0.8})
+    assert styled.images[0].data != base
+    edited = image_client.generate_image(
+        "a map", seed=4, init_image=base, strength=0.5, width=96, height=64
+    )
+    assert (edited.images[0].width, edited.images[0].height) == (96, 64)
+
+
+async def test_concurrent_requests_are_batched(image_server: str) -> None:
+    async with AsyncMaestroClient(image_server, timeout=60) as client:
+        replies = await asyncio.gather(
+            *(client.generate_image(f"cat {i}", seed=i) for i in range(6))
+        )
+        assert all(len(r.images) == 1 for r in replies)
+        (model,) = await client.list_models(["image"])
+    assert model.family == models_pb2.FAMILY_IMAGE and model.ready
+    assert "euler" in model.limits["schedulers"]
+    assert model.limits["max_batch_size"] == "8"
+    sizes = dict(pair.split(":") for pair in model.stats["batch_sizes"].split() if pair)
+    assert any(int(size) > 1 for size in sizes)
+
+
+def test_deadline_cancels_the_request(image_client: MaestroClient) -> None:
+    before = int(_image_model(image_client).stats["cancelled_requests"])
+    with pytest.raises(MaestroRpcError) as info:
+        for _ in image_client.stream_image("slow", steps=50, timeout=0.5):
+            pass
+    assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if int(_image_model(image_client).stats["cancelled_requests"]) > before:
+            break
+        time.sleep(0.2)
+    assert int(_image_model(image_client).stats["cancelled_requests"]) > before
+    assert image_client.generate_image("after", seed=1).images
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["unary", "stream"])
+@pytest.mark.parametrize(
+    ("params", "code", "field"),
+    [
+        ({"width": 100}, grpc.StatusCode.INVALID_ARGUMENT, "width"),
+        ({"height": 1024}, grpc.StatusCode.INVALID_ARGUMENT, "height"),
+        ({"steps": -1}, grpc.StatusCode.INVALID_ARGUMENT, "steps"),
+        ({"steps": 51}, grpc.StatusCode.INVALID_ARGUMENT, "steps"),
+        ({"guidance_scale": -1.0}, grpc.StatusCode.INVALID_ARGUMENT, "guidance"),
+        ({"num_images": 9}, grpc.StatusCode.INVALID_ARGUMENT, "num_images"),
+        (
+            {"num_images": 8, "width": 512, "height": 512},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "num_images",
+        ),
+        ({"scheduler": "warp"}, grpc.StatusCode.INVALID_ARGUMENT, "scheduler"),
+        ({"format": 7}, grpc.StatusCode.INVALID_ARGUMENT, "format"),
+        ({"init_image": b"nope"}, grpc.StatusCode.INVALID_ARGUMENT, "init_image"),
+        ({"loras": {"nope": 1.0}}, grpc.StatusCode.NOT_FOUND, "nope"),
+        ({"model": "other"}, grpc.StatusCode.NOT_FOUND, "other"),
+    ],
+)
+def test_bad_input_gets_a_clear_status(
+    image_client: MaestroClient,
+    params: dict,
+    code: grpc.StatusCode,
+    field: str,
+    streaming: bool,
+) -> None:
+    with pytest.raises(MaestroRpcError) as info:
+        if streaming:
+            list(image_client.stream_image("x", **params))
+        else:
+            image_client.generate_image("x", **params)
+    assert info.value.code == code
+    assert field in info.value.details and "Traceback" not in info.value.details
+
+
+def test_cli_image_writes_files_with_a_progress_bar(
+    image_server: str, tmp_path: Path
+) -> None:
+    cli = [str(Path(sys.executable).parent / "maestro"), "--target", image_server]
+    out = tmp_path / "out.png"
+    run = subprocess.run(
+        [
+            *cli,
+            "image",
+            "a cat",
+            "-o",
+            str(out),
+            "--seed",
+            "3",
+            "--steps",
+            "3",
+            "--size",
+            "64x64",
+            "--lora",
+            "demo-style:0.8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert Image.open(out).size == (64, 64) and "seed 3" in run.stdout
+    assert "denoising" in run.stderr  # tqdm's bar
+    edited = tmp_path / "edited.webp"
+    subprocess.run(
+        [*cli, "image", "a cat", "-o", str(edited), "--init", str(out)]
+        + ["--strength", "0.5", "--steps", "4"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert Image.open(edited).format == "WEBP"
+    bad = subprocess.run(
+        [*cli, "image", "x", "-o", str(tmp_path / "bad.png"), "--size", "100x64"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 1 and "INVALID_ARGUMENT: width" in bad.stderr
