@@ -8,18 +8,16 @@ ListModels and new requests (which join the next batch) meanwhile.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
-from grpc_health.v1 import health_pb2
 from ray import serve
 
+from deployments.engine_ingress import EngineIngress
 from deployments.engines.image import ImageEngine
 from deployments.engines.image_types import ImageResult
-from deployments.health import health_response
 from deployments.image.config import ImageAppConfig
 from deployments.image.converters import (
     to_engine_request,
@@ -37,26 +35,15 @@ SERVICES = ("maestro.v1.ImageService", "maestro.v1.ModelService")
 
 
 @serve.deployment(name="Image")
-class ImageDeployment:
+class ImageDeployment(EngineIngress):
     """Serves ImageService, ModelService and Health for the image family."""
+
+    family = "image"
+    services = SERVICES
 
     async def __init__(self, config: dict[str, Any]) -> None:
         self.config = ImageAppConfig.model_validate(config)
-        self.engine = ImageEngine(self.config.engine)
-        # Load in the background so Health answers NOT_SERVING meanwhile.
-        self._starting = asyncio.create_task(self._start_engine())
-
-    async def _start_engine(self) -> None:
-        try:
-            await self.engine.start()
-            logger.info("image engine ready: %s", self.engine.config.served_id)
-        except Exception:
-            logger.exception("image engine failed to start")
-
-    def check_health(self) -> None:
-        """Ray Serve's replica health check: restart a replica that failed to load."""
-        if self._starting.done() and not self.engine.ready:
-            raise RuntimeError(f"image engine down: {self.engine.status_message}")
+        self._start_in_background(ImageEngine(self.config.engine))
 
     @unary_rpc(image_pb2.GenerateImageResponse)
     async def GenerateImage(
@@ -87,12 +74,6 @@ class ImageDeployment:
         self, request: models_pb2.ListModelsRequest, request_id: str
     ) -> models_pb2.ListModelsResponse:
         return models_pb2.ListModelsResponse(models=[self._model_info()])
-
-    @unary_rpc(health_pb2.HealthCheckResponse)
-    async def Check(
-        self, request: health_pb2.HealthCheckRequest, request_id: str
-    ) -> health_pb2.HealthCheckResponse:
-        return health_response(request, services=SERVICES, ready=self.engine.ready)
 
     def _model_info(self) -> models_pb2.ModelInfo:
         engine = self.engine

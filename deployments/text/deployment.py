@@ -5,17 +5,15 @@ Tokens cross exactly one Ray hop (proxy -> this replica, which holds vLLM).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
-from grpc_health.v1 import health_pb2
 from ray import serve
 
+from deployments.engine_ingress import EngineIngress
 from deployments.engines.text import TextEngine
-from deployments.health import health_response
 from deployments.ingress import stream_rpc, unary_rpc
 from deployments.streaming import MessagePacer, paced
 from deployments.text.config import TextAppConfig
@@ -33,32 +31,16 @@ SERVICES = ("maestro.v1.TextService", "maestro.v1.ModelService")
 
 
 @serve.deployment(name="Text")
-class TextDeployment:
+class TextDeployment(EngineIngress):
     """Serves TextService, ModelService and Health for the text family."""
+
+    family = "text"
+    services = SERVICES
 
     async def __init__(self, config: dict[str, Any]) -> None:
         self.config = TextAppConfig.model_validate(config)
-        self.engine = TextEngine(self.config.engine)
         self.pacer = MessagePacer(self.config.stream)
-        # Start vLLM in the background so Health answers NOT_SERVING meanwhile.
-        self._starting = asyncio.create_task(self._start_engine())
-
-    async def _start_engine(self) -> None:
-        try:
-            await self.engine.start()
-            logger.info("text engine ready: %s", self.engine.config.served_id)
-        except Exception:
-            logger.exception("text engine failed to start")
-
-    def __del__(self) -> None:
-        # Ray Serve calls this when the replica stops: take vLLM's engine-core
-        # process down with it.
-        self.engine.shutdown()
-
-    def check_health(self) -> None:
-        """Ray Serve's replica health check: restart the replica if vLLM died."""
-        if self._starting.done() and not self.engine.ready:
-            raise RuntimeError(f"text engine down: {self.engine.status_message}")
+        self._start_in_background(TextEngine(self.config.engine))
 
     @unary_rpc(text_pb2.GenerateTextResponse)
     async def GenerateText(
@@ -89,12 +71,6 @@ class TextDeployment:
         self, request: models_pb2.ListModelsRequest, request_id: str
     ) -> models_pb2.ListModelsResponse:
         return models_pb2.ListModelsResponse(models=[self._model_info()])
-
-    @unary_rpc(health_pb2.HealthCheckResponse)
-    async def Check(
-        self, request: health_pb2.HealthCheckRequest, request_id: str
-    ) -> health_pb2.HealthCheckResponse:
-        return health_response(request, services=SERVICES, ready=self.engine.ready)
 
     def _model_info(self) -> models_pb2.ModelInfo:
         engine = self.engine

@@ -7,17 +7,15 @@ event loop keeps answering Health and streaming chunks while a batch computes.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
-from grpc_health.v1 import health_pb2
 from ray import serve
 
+from deployments.engine_ingress import EngineIngress
 from deployments.engines.voice import VoiceEngine
-from deployments.health import health_response
 from deployments.ingress import stream_rpc, unary_rpc
 from deployments.voice.config import VoiceAppConfig
 from deployments.voice.converters import (
@@ -34,33 +32,15 @@ SERVICES = ("maestro.v1.VoiceService", "maestro.v1.ModelService")
 
 
 @serve.deployment(name="Voice")
-class VoiceDeployment:
+class VoiceDeployment(EngineIngress):
     """Serves VoiceService, ModelService and Health for the voice family."""
+
+    family = "voice"
+    services = SERVICES
 
     async def __init__(self, config: dict[str, Any]) -> None:
         self.config = VoiceAppConfig.model_validate(config)
-        self.engine = VoiceEngine(self.config.engine)
-        # Load in the background so Health answers NOT_SERVING meanwhile.
-        self._starting = asyncio.create_task(self._start_engine())
-
-    async def _start_engine(self) -> None:
-        try:
-            await self.engine.start()
-            logger.info(
-                "voice engine ready: %s on %s",
-                self.engine.config.served_id,
-                self.engine.device,
-            )
-        except Exception:
-            logger.exception("voice engine failed to start")
-
-    def __del__(self) -> None:
-        self.engine.shutdown()
-
-    def check_health(self) -> None:
-        """Ray Serve's replica health check: restart a replica that failed to load."""
-        if self._starting.done() and not self.engine.ready:
-            raise RuntimeError(f"voice engine down: {self.engine.status_message}")
+        self._start_in_background(VoiceEngine(self.config.engine))
 
     @unary_rpc(voice_pb2.SynthesizeResponse)
     async def Synthesize(
@@ -87,12 +67,6 @@ class VoiceDeployment:
         self, request: models_pb2.ListModelsRequest, request_id: str
     ) -> models_pb2.ListModelsResponse:
         return models_pb2.ListModelsResponse(models=[self._model_info()])
-
-    @unary_rpc(health_pb2.HealthCheckResponse)
-    async def Check(
-        self, request: health_pb2.HealthCheckRequest, request_id: str
-    ) -> health_pb2.HealthCheckResponse:
-        return health_response(request, services=SERVICES, ready=self.engine.ready)
 
     def _model_info(self) -> models_pb2.ModelInfo:
         engine = self.engine
