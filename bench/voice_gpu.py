@@ -166,7 +166,11 @@ def bench_engine(
         many_s, many_audio = await median(together)
         sizes = dict(engine.batcher.stats.batch_sizes)
         engine.shutdown()
+        import torch
+
+        peak = torch.cuda.max_memory_allocated() if device == "cuda" else 0
         return {
+            "peak_gpu_gib": peak / 2**30,
             "whole_s": whole_s,
             "whole_audio_s": speech.info.duration_seconds,
             "first_chunk_s": first_s,
@@ -214,6 +218,11 @@ def report(plain: dict[str, float], engine: dict[str, float], args: Any) -> str:
         f"{engine['largest_batch']}; audio {engine['whole_audio_s']:.2f} s "
         f"(engine) vs {plain['whole_audio_s']:.2f} s (plain, one call)",
     ]
+    if args.device == "cuda":
+        lines.append(
+            f"peak GPU memory allocated (process, both sides): "
+            f"{engine['peak_gpu_gib']:.2f} GiB"
+        )
     return "\n".join(lines)
 
 
