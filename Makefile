@@ -51,8 +51,11 @@ lint: install
 test: models check-protos buf-lint lint
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -ra
 
+# The benchmark suite (bench/README.md): make bench [BENCH_ARGS="--quick --only text,image"]
+# writes bench/results/<timestamp>.json, .md and charts. ARGS=... works too.
+BENCH_ARGS ?= $(ARGS)
 bench: models
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m bench.text_bench
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m bench.suite $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(DEMO)

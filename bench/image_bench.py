@@ -87,7 +87,7 @@ def start_image_server(workdir: Path) -> Server:
     config["http_options"]["port"] = free_port()
     path = workdir / "serve_config.yaml"
     path.write_text(yaml.safe_dump(config))
-    env = launch.environment(_venv_env())
+    env = launch.side_by_side_environment(_venv_env())
     proc, log_path = _spawn("maestro-image", launch.command(path), env, workdir)
     return Server("maestro-image", proc, f"127.0.0.1:{port}", log_path)
 
@@ -131,6 +131,27 @@ async def _batch_sizes(client: Any) -> dict[int, int]:
     (model,) = await client.list_models(["image"])
     pairs = (p.split(":") for p in model.stats["batch_sizes"].split())
     return {int(size): int(n) for size, n in pairs}
+
+
+def measure_raw(images: int, naive_images: int | None = None) -> dict[str, float]:
+    """The raw pipeline in this process: one image per call, and batched."""
+    return {
+        "naive_images_s": raw_images_per_s(naive_images or images, 1),
+        "batched_images_s": raw_images_per_s(images, LIMIT_BATCH),
+        "batch": LIMIT_BATCH,
+    }
+
+
+def measure_served(
+    target: str, images: int, concurrencies: Sequence[int]
+) -> dict[int, dict[str, Any]]:
+    """Served images/s at each concurrency against a running image application."""
+    served: dict[int, dict[str, Any]] = {}
+    for c in concurrencies:
+        rate, sizes = asyncio.run(served_images_per_s(target, images, c))
+        served[c] = {"images_per_s": rate, "batches": sizes}
+        log(f"image: concurrency {c}: {rate:.2f} images/s (batches {sizes})")
+    return served
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,8 +6,15 @@ nothing of the driver (tokenizer, subprocess bookkeeping) shares its event
 loop. Both sides get the same prompts: Maestro the text, vLLM the token ids
 that text encodes to, so the engines see identical inputs.
 
-Usage: ``python -m bench.loadgen --backend maestro|vllm --target HOST:PORT
---prompts FILE --concurrency N [--warmup W] [--max-tokens 64]``
+The `engine` backend is the limit: vLLM's `AsyncLLM` in this very process,
+started with the text application's engine settings from serve_config.yaml,
+fed the same token ids, every engine output counted as a message. Its start
+(~15 s) happens once, before any run: `--run PROMPTS:CONCURRENCY:WARMUP` may be
+given several times, and each run prints its own JSON line.
+
+Usage: ``python -m bench.loadgen --backend maestro|vllm|engine [--target
+HOST:PORT] --prompts FILE --concurrency N [--warmup W] [--max-tokens 64]``
+or ``... --run FILE:N:W [--run FILE:N:W ...]``
 """
 
 from __future__ import annotations
@@ -16,8 +23,10 @@ import argparse
 import asyncio
 import hashlib
 import json
+import re
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +130,47 @@ async def vllm_sender(
     return send, session.close
 
 
+async def engine_sender(
+    target: str, max_tokens: int
+) -> tuple[Sender, Callable[[], Awaitable[None]]]:
+    """vLLM's `AsyncLLM` in this process: no server, no serialization (the limit).
+
+    Built by Maestro's `TextEngine` from the text application's settings, so
+    the engine arguments are exactly the served ones; requests go straight to
+    `AsyncLLM.generate` with the prompt token ids. `target` is unused.
+    """
+    import yaml
+    from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind
+
+    from deployments.engines.text import TextEngine
+    from deployments.text import resolve_config
+
+    root = Path(__file__).resolve().parent.parent
+    config = yaml.safe_load((root / "serve_config.yaml").read_text())
+    (text,) = [a for a in config["applications"] if a["name"] == "text"]
+    engine = TextEngine(resolve_config(text["args"]).engine)
+    await engine.start()
+    llm = engine._llm
+
+    async def send(prompt: Prompt, trace: Trace) -> None:
+        params = SamplingParams(
+            max_tokens=max_tokens,
+            temperature=0.0,
+            output_kind=RequestOutputKind.DELTA,
+        )
+        request = {"prompt_token_ids": prompt.ids}
+        async for out in llm.generate(request, params, request_id=uuid.uuid4().hex):
+            choice = out.outputs[0]
+            trace.on_message(choice.text)
+            trace.completion_tokens += len(choice.token_ids)
+
+    async def close() -> None:
+        engine.shutdown()
+
+    return send, close
+
+
 def _on_sse_line(raw: bytes, trace: Trace) -> None:
     line = raw.strip()
     if not line.startswith(b"data:"):
@@ -203,42 +253,78 @@ def summarize(traces: Sequence[Trace], wall_s: float) -> dict[str, Any]:
     }
 
 
-async def bench(args: argparse.Namespace) -> dict[str, Any]:
+async def measure(
+    send: Sender, prompts: Sequence[Prompt], concurrency: int, warmup: int
+) -> dict[str, Any]:
     """Warm up (connections, engine shapes), then measure the remaining prompts."""
-    prompts = load_prompts(args.prompts)
-    warmup, measured = prompts[: args.warmup], prompts[args.warmup :]
-    make = maestro_sender if args.backend == "maestro" else vllm_sender
-    send, close = await make(args.target, args.max_tokens)
-    try:
-        if warmup:
-            failed = [t.error for t in await run_all(send, warmup, args.concurrency)]
-            if any(failed):
-                raise RuntimeError(f"warm-up failed: {next(e for e in failed if e)}")
-        cpu0, start = time.process_time(), time.perf_counter()
-        traces = await run_all(send, measured, args.concurrency)
-        wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
-    finally:
-        await close()
-    result = {"backend": args.backend, "concurrency": args.concurrency}
+    warm, measured = prompts[:warmup], prompts[warmup:]
+    if warm:
+        failed = [t.error for t in await run_all(send, warm, concurrency)]
+        if any(failed):
+            raise RuntimeError(f"warm-up failed: {next(e for e in failed if e)}")
+    cpu0, start = time.process_time(), time.perf_counter()
+    traces = await run_all(send, measured, concurrency)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
+    result: dict[str, Any] = {"concurrency": concurrency}
     result.update(summarize(traces, wall))
     result["loadgen_cpu_s"] = round(cpu, 3)
     return result
 
 
+def _runs(args: argparse.Namespace) -> list[tuple[Path, int, int]]:
+    """(prompts file, concurrency, warm-up) of every run asked for."""
+    runs = []
+    for spec in args.run or []:
+        path, concurrency, warmup = re.fullmatch(r"(.+):(\d+):(\d+)", spec).groups()  # type: ignore[union-attr]
+        runs.append((Path(path), int(concurrency), int(warmup)))
+    if args.prompts is not None:
+        if args.concurrency is None:
+            raise SystemExit("--prompts needs --concurrency")
+        runs.append((args.prompts, args.concurrency, args.warmup))
+    if not runs:
+        raise SystemExit("nothing to run: give --prompts/--concurrency or --run")
+    return runs
+
+
+async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every run against one sender (one engine start for `engine`)."""
+    make = {
+        "maestro": maestro_sender,
+        "vllm": vllm_sender,
+        "engine": engine_sender,
+    }[args.backend]
+    send, close = await make(args.target, args.max_tokens)
+    results = []
+    try:
+        for path, concurrency, warmup in _runs(args):
+            result = await measure(send, load_prompts(path), concurrency, warmup)
+            result["backend"] = args.backend
+            print(json.dumps(result), flush=True)
+            results.append(result)
+    finally:
+        await close()
+    return results
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--backend", choices=("maestro", "vllm"), required=True)
-    p.add_argument("--target", required=True, help="host:port")
-    p.add_argument("--prompts", type=Path, required=True, help="JSON [{text, ids}]")
-    p.add_argument("--concurrency", type=int, required=True)
+    p.add_argument("--backend", choices=("maestro", "vllm", "engine"), required=True)
+    p.add_argument("--target", default="", help="host:port (not for engine)")
+    p.add_argument("--prompts", type=Path, help="JSON [{text, ids}]")
+    p.add_argument("--concurrency", type=int)
+    p.add_argument(
+        "--run",
+        action="append",
+        metavar="FILE:CONCURRENCY:WARMUP",
+        help="one measured run (repeatable); each prints a JSON line",
+    )
     p.add_argument("--warmup", type=int, default=0, help="leading prompts unmeasured")
     p.add_argument("--max-tokens", type=int, default=64)
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    result = asyncio.run(bench(parse_args(argv)))
-    print(json.dumps(result), flush=True)
+    asyncio.run(bench(parse_args(argv)))
     return 0
 
 

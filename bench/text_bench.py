@@ -1,13 +1,19 @@
 """Text benchmark: Maestro's `StreamText` against vLLM's own OpenAI server.
 
-Both sides serve the same demo model with the same engine settings, one after
-the other (they would fight over the CPUs otherwise), and get the same load
-from `bench.loadgen` in its own process: the same prompt token ids, 64 output
-tokens, greedy, at each concurrency. The ratios maestro/vllm say what the
-gRPC + Ray Serve path costs next to vLLM's server on the same machine.
+Three sides run the same demo model with the same engine settings, one after
+the other (they would fight over the CPUs otherwise): vLLM's `AsyncLLM` inside
+the load generator's process (the limit: no server at all), vLLM's OpenAI
+server, and Maestro. Each gets the same load from `bench.loadgen` in its own
+process: the same prompt token ids, 64 output tokens, greedy, at each
+concurrency. The ratios maestro/vllm say what the gRPC + Ray Serve path costs
+next to vLLM's server on the same machine; maestro/engine what it costs next
+to no server.
 
-Usage: ``python -m bench.text_bench [--quick] [--concurrency 1 8 32]
-[--out bench/results]``
+`measure(...)` is the importable entry point (`bench.suite` uses it, with a
+Maestro stack of its own); `main` is the stand-alone script.
+
+Usage: ``python -m bench.text_bench [--quick] [--concurrency 1 8 32 64]
+[--sides engine vllm maestro] [--out bench/results]``
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import signal
 import socket
@@ -40,7 +47,7 @@ from deployments import launch
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_DIR = ROOT / "models" / "demo" / "text"
 MODEL_ID = "maestro-demo-llm"
-SIDES = ("vllm", "maestro")  # one at a time: they would share the CPUs
+SIDES = ("engine", "vllm", "maestro")  # one at a time: they would share the CPUs
 PROMPT_TOKENS = 64
 OUTPUT_TOKENS = 64
 STARTUP_S = 240
@@ -49,10 +56,11 @@ STOP_S = 30  # grace for a clean shutdown before SIGKILL
 # Prompts per concurrency: enough requests that the run reaches steady state.
 # Runs of a few seconds swing with whatever else the 2 cores do; 512 streams
 # at concurrency 32 keep the server saturated for ~8 s.
-PROMPTS = {1: 16, 8: 128, 32: 512}
-QUICK_PROMPTS = {1: 8, 8: 64, 32: 256}
+PROMPTS = {1: 16, 8: 128, 32: 512, 64: 512}
+QUICK_PROMPTS = {1: 8, 8: 64, 32: 192, 64: 256}
 # Measured runs per concurrency on each side; the median one is reported.
 REPEATS = 3
+QUICK_REPEATS = 1
 # Set by --messages-per-second: overrides args.stream of the text application.
 STREAM_OVERRIDES: dict[str, float] = {}
 # Targets at concurrency 32 (the issue): tok/s and TTFT ratios, stream gap.
@@ -60,6 +68,7 @@ TARGET_CONCURRENCY = 32
 MIN_TOK_S_RATIO = 0.9
 MAX_TTFT_RATIO = 1.2
 MAX_GAP_MS = 100.0
+MIN_ENGINE_RATIO = 0.8
 # Words for prompts: plain, mostly short, so a prompt can be trimmed to
 # exactly PROMPT_TOKENS by appending single-token words.
 WORDS = (
@@ -131,18 +140,25 @@ def _venv_env() -> dict[str, str]:
     return env
 
 
-def _spawn(name: str, cmd: list[str], env: dict[str, str], workdir: Path) -> Any:
-    """Start `cmd` in its own session so that stopping it reaches every child."""
+def _spawn(
+    name: str, cmd: list[str], env: dict[str, str], workdir: Path, stdout: bool = False
+) -> Any:
+    """Start `cmd` in its own session so that stopping it reaches every child.
+
+    Output goes to `<name>.log`; with `stdout`, stdout to `<name>.out` apart.
+    """
     log_path = workdir / f"{name}.log"
     with log_path.open("w") as log_file:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        out = (workdir / f"{name}.out").open("w") if stdout else log_file
+        with out:
+            proc = subprocess.Popen(
+                cmd,
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=log_file if stdout else subprocess.STDOUT,
+                start_new_session=True,
+            )
     return proc, log_path
 
 
@@ -232,20 +248,26 @@ def _tail(server: Server, chars: int = 4000) -> str:
     return server.log_path.read_text(errors="replace")[-chars:]
 
 
-def stop(server: Server) -> None:
+def stop(server: Server, grace_s: float = STOP_S) -> None:
     """SIGINT the group (clean shutdown), then SIGKILL what is left of its session.
 
-    Ray and vLLM start helpers of their own; any still in the session we
-    created are ours to kill, and nothing outside it is touched (others may
-    run servers on this machine).
+    After `grace_s` a SIGTERM follows (`serve run` stops at once on a second
+    signal instead of draining its ingress replicas), then SIGKILL. Ray and
+    vLLM start helpers of their own; any still in the session we created are
+    ours to kill, and nothing outside it is touched (others may run servers
+    on this machine).
     """
     pgid = server.proc.pid
     _signal_group(pgid, signal.SIGINT)
     try:
-        server.proc.wait(timeout=STOP_S)
+        server.proc.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
-        _signal_group(pgid, signal.SIGKILL)
-        server.proc.wait(timeout=10)
+        _signal_group(pgid, signal.SIGTERM)
+        try:
+            server.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            _signal_group(pgid, signal.SIGKILL)
+            server.proc.wait(timeout=10)
     deadline = time.monotonic() + 10
     while (left := _session_pids(pgid)) and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -324,49 +346,120 @@ def run_loadgen(
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+def bench_engine(
+    prompt_files: dict[int, tuple[Path, int]], workdir: Path, repeats: int
+) -> tuple[dict[int, dict[str, Any]], str]:
+    """The raw engine (the limit): every run in one load-generator process.
+
+    The process starts vLLM (which spawns its engine core), so it runs in a
+    session of its own and whatever is left of that session is killed after.
+    Returns the results and the process's log (vLLM logs its KV-cache size).
+    """
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.loadgen",
+        "--backend",
+        "engine",
+        "--max-tokens",
+        str(OUTPUT_TOKENS),
+    ]
+    for concurrency, (path, warmup) in prompt_files.items():
+        cmd += [f"--run={path}:{concurrency}:{warmup}"] * repeats
+    log(f"engine: in-process AsyncLLM, {len(prompt_files)} concurrencies ...")
+    env = {**_venv_env(), "PYTHONUNBUFFERED": "1"}
+    proc, log_path = _spawn("engine", cmd, env, workdir, stdout=True)
+    server = Server("engine", proc, "", log_path)
+    try:
+        proc.wait(timeout=STARTUP_S + 300 * len(prompt_files) * repeats)
+    finally:
+        stop(server)
+    out = (workdir / "engine.out").read_text()
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"engine loadgen failed ({proc.returncode}):\n{_tail(server)}"
+        )
+    runs = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    results: dict[int, dict[str, Any]] = {}
+    for concurrency in prompt_files:
+        mine = [r for r in runs if r["concurrency"] == concurrency]
+        results[concurrency] = _median_run(mine)
+        r = results[concurrency]
+        log(
+            f"engine: concurrency {concurrency}: {r['output_tok_s']} tok/s, "
+            f"TTFT p50 {r['ttft_p50_ms']} ms"
+        )
+    # vLLM logs to stdout (its KV-cache size among it), warnings to stderr.
+    return results, out + log_path.read_text(errors="replace")
+
+
+KV_CACHE_LINE = re.compile(r"(\w+) KV cache size: ([\d,]+) tokens")
+
+
+def kv_cache_tokens(log_text: str) -> int | None:
+    """The KV-cache size vLLM logged at start ("CPU KV cache size: N tokens")."""
+    found = KV_CACHE_LINE.findall(log_text)
+    return int(found[-1][1].replace(",", "")) if found else None
+
+
 def bench_side(
-    name: str, prompt_files: dict[int, tuple[Path, int]], workdir: Path
-) -> dict[int, dict[str, Any]]:
+    name: str,
+    prompt_files: dict[int, tuple[Path, int]],
+    workdir: Path,
+    repeats: int = REPEATS,
+) -> tuple[dict[int, dict[str, Any]], str]:
     """Start one side, run every concurrency against it, stop it.
 
     The machine is shared: someone's `ray stop --force` can kill a Ray
     cluster mid-run. A run whose server is gone afterwards is discarded and
-    redone on a fresh server, at most RESTARTS times.
+    redone on a fresh server, at most RESTARTS times. Returns the results and
+    the server's log.
     """
     results: dict[int, dict[str, Any]] = {}
     pending = list(prompt_files)
     for attempt in range(RESTARTS + 1):
         with serving(name, workdir) as server:
-            while pending:
-                concurrency = pending[0]
-                path, warmup = prompt_files[concurrency]
-                log(f"{name}: concurrency {concurrency} ...")
-                try:
-                    result = _median_run(
-                        [
-                            run_loadgen(server, path, concurrency, warmup)
-                            for _ in range(REPEATS)
-                        ]
-                    )
-                except RuntimeError as exc:
-                    if alive(server):
-                        raise
-                    log(f"{name}: server died during the run: {str(exc)[-300:]}")
-                    break
-                if not alive(server):
-                    log(f"{name}: server died during the run; redoing it")
-                    break
-                log(
-                    f"{name}: concurrency {concurrency}: {result['output_tok_s']} "
-                    f"tok/s, TTFT p50 {result['ttft_p50_ms']} ms, "
-                    f"errors {result['errors']}"
-                )
-                results[concurrency] = result
-                pending.pop(0)
-        if not pending:
-            return results
+            died = run_side(server, prompt_files, pending, results, repeats)
+            server_log = server.log_path.read_text(errors="replace")
+        if not died:
+            return results, server_log
         log(f"{name}: restarting (attempt {attempt + 2} of {RESTARTS + 1})")
     raise RuntimeError(f"{name}: server kept dying; runs left: {pending}")
+
+
+def run_side(
+    server: Server,
+    prompt_files: dict[int, tuple[Path, int]],
+    pending: list[int],
+    results: dict[int, dict[str, Any]],
+    repeats: int,
+) -> bool:
+    """The pending concurrencies against a running server; True if it died."""
+    name = server.name
+    while pending:
+        concurrency = pending[0]
+        path, warmup = prompt_files[concurrency]
+        log(f"{name}: concurrency {concurrency} ...")
+        try:
+            result = _median_run(
+                [run_loadgen(server, path, concurrency, warmup) for _ in range(repeats)]
+            )
+        except RuntimeError as exc:
+            if alive(server):
+                raise
+            log(f"{name}: server died during the run: {str(exc)[-300:]}")
+            return True
+        if not alive(server):
+            log(f"{name}: server died during the run; redoing it")
+            return True
+        log(
+            f"{name}: concurrency {concurrency}: {result['output_tok_s']} "
+            f"tok/s, TTFT p50 {result['ttft_p50_ms']} ms, "
+            f"errors {result['errors']}"
+        )
+        results[concurrency] = result
+        pending.pop(0)
+    return False
 
 
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -423,49 +516,84 @@ def _fmt(value: Any) -> str:
     return f"{value:,.2f}" if isinstance(value, float) else str(value)
 
 
-def table(concurrency: int, maestro: dict[str, Any], vllm: dict[str, Any]) -> str:
-    """Markdown table of one concurrency: both sides and maestro/vllm."""
+SIDE_LABELS = {"engine": "raw engine", "vllm": "vLLM server", "maestro": "Maestro"}
+
+
+def table(concurrency: int, sides: dict[str, dict[str, Any]]) -> str:
+    """Markdown table of one concurrency: every side, maestro/vllm, maestro/engine."""
+    names = [n for n in SIDES if n in sides]
+    maestro, vllm, engine = (sides.get(n) for n in ("maestro", "vllm", "engine"))
+    peers = [(n, r) for n, r in (("vllm", vllm), ("engine", engine)) if r is not None]
+    head = [SIDE_LABELS[n] for n in names] + [f"maestro/{n}" for n, _ in peers]
     lines = [
         f"### Concurrency {concurrency}",
         "",
-        "| metric | vLLM server | Maestro | maestro/vllm |",
-        "|---|---:|---:|---:|",
+        f"| metric | {' | '.join(head)} |",
+        "|---|" + "---:|" * len(head),
     ]
     for label, key in ROWS:
         if key is None:
-            cells = [f"{r['ok']} / {r['requests']}" for r in (vllm, maestro)]
-            lines.append(f"| {label} | {cells[0]} | {cells[1]} | |")
-            continue
-        if key in NO_RATIO:
-            lines.append(
-                f"| {label} | {_fmt(vllm.get(key))} | {_fmt(maestro.get(key))} | |"
-            )
-            continue
-        r = ratio(maestro, vllm, key)
-        lines.append(
-            f"| {label} | {_fmt(vllm.get(key))} | {_fmt(maestro.get(key))} "
-            f"| {_fmt(r) if r is not None else ''} |"
-        )
+            cells = [f"{sides[n]['ok']} / {sides[n]['requests']}" for n in names]
+            cells += [""] * len(peers)
+        else:
+            cells = [_fmt(sides[n].get(key)) for n in names]
+            for _, peer in peers:
+                r = (
+                    None
+                    if key in NO_RATIO or maestro is None
+                    else ratio(maestro, peer, key)
+                )
+                cells.append(_fmt(r) if r is not None else "")
+        lines.append(f"| {label} | {' | '.join(cells)} |")
     runs = [
-        ", ".join(f"{x:,.0f}" for x in r["repeats_output_tok_s"])
-        for r in (vllm, maestro)
+        ", ".join(f"{x:,.0f}" for x in sides[n].get("repeats_output_tok_s", []))
+        for n in names
     ]
-    lines.append(f"| tok/s of each repeat | {runs[0]} | {runs[1]} | |")
-    same = maestro["output_sha256"] == vllm["output_sha256"]
-    lines.append(f"| identical completions | | | {'yes' if same else 'no'} |")
+    lines.append(f"| tok/s of each repeat | {' | '.join(runs + [''] * len(peers))} |")
+    hashes = {sides[n]["output_sha256"] for n in names}
+    same = "yes" if len(hashes) == 1 else "no"
+    lines.append(
+        f"| identical completions | {' | '.join([''] * (len(head) - 1))} | {same} |"
+    )
     return "\n".join(lines)
 
 
-def targets(maestro: dict[str, Any], vllm: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's three checks, each with its value and verdict."""
-    tok = ratio(maestro, vllm, "output_tok_s")
-    ttft = ratio(maestro, vllm, "ttft_p50_ms")
+def targets(
+    maestro: dict[str, Any], vllm: dict[str, Any] | None, engine: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """The issue's checks at concurrency 32, each with its value and verdict."""
+    checks = []
+    if vllm is not None:
+        tok = ratio(maestro, vllm, "output_tok_s")
+        ttft = ratio(maestro, vllm, "ttft_p50_ms")
+        checks += [
+            _check(
+                "tok/s vs vLLM server", tok, f">= {MIN_TOK_S_RATIO}", MIN_TOK_S_RATIO, 1
+            ),
+            _check(
+                "TTFT p50 vs vLLM server",
+                ttft,
+                f"<= {MAX_TTFT_RATIO}",
+                MAX_TTFT_RATIO,
+                -1,
+            ),
+        ]
+    if engine is not None:
+        eng = ratio(maestro, engine, "output_tok_s")
+        checks.append(
+            _check(
+                "tok/s vs raw engine",
+                eng,
+                f">= {MIN_ENGINE_RATIO}",
+                MIN_ENGINE_RATIO,
+                1,
+            )
+        )
     gap = maestro.get("gap_p50_ms")
-    return [
-        _check("output tok/s ratio", tok, f">= {MIN_TOK_S_RATIO}", MIN_TOK_S_RATIO, 1),
-        _check("TTFT p50 ratio", ttft, f"<= {MAX_TTFT_RATIO}", MAX_TTFT_RATIO, -1),
-        _check("Maestro gap p50 (ms)", gap, f"<= {MAX_GAP_MS:g}", MAX_GAP_MS, -1),
-    ]
+    checks.append(
+        _check("Maestro gap p50 (ms)", gap, f"<= {MAX_GAP_MS:g}", MAX_GAP_MS, -1)
+    )
+    return checks
 
 
 def _check(
@@ -483,7 +611,7 @@ def targets_text(checks: list[dict[str, Any]]) -> str:
         "|---|---:|---|---|",
     ]
     for c in checks:
-        verdict = "PASS" if c["pass"] else "FAIL"
+        verdict = "PASS" if c["pass"] else "MISSED"
         lines.append(
             f"| {c['check']} | {_fmt(c['value'])} | {c['target']} | {verdict} |"
         )
@@ -523,21 +651,24 @@ def report(
     """The Markdown report and the JSON document of one benchmark."""
     m = info["machine"]
     parts = [
-        "## Text benchmark: Maestro StreamText vs vLLM OpenAI server",
+        "## Text: Maestro StreamText vs vLLM OpenAI server vs raw engine",
         "",
         f"Machine: {m['cpu_count']} CPUs, {m['cpu_model']} ({m['platform']}); "
         f"vllm {m['vllm']}, ray {m['ray']}. "
         f"{PROMPT_TOKENS} prompt tokens, max {OUTPUT_TOKENS} output tokens, "
-        f"greedy; prompts per run {info['prompts']}"
+        f"greedy; prompts per run {info['prompts']}, {info['repeats']} repeat(s) "
+        "per concurrency (the median-throughput run is shown)"
         + (" (--quick)" if info["quick"] else "")
         + ".",
     ]
+    if info.get("kv_cache_tokens"):
+        parts += ["", f"KV cache vLLM took: {info['kv_cache_tokens']}."]
     checks: list[dict[str, Any]] = []
     for concurrency in info["concurrency"]:
-        maestro, vllm = results["maestro"][concurrency], results["vllm"][concurrency]
-        parts += ["", table(concurrency, maestro, vllm)]
-        if concurrency == TARGET_CONCURRENCY:
-            checks = targets(maestro, vllm)
+        sides = {n: r[concurrency] for n, r in results.items() if concurrency in r}
+        parts += ["", table(concurrency, sides)]
+        if concurrency == TARGET_CONCURRENCY and "maestro" in sides:
+            checks = targets(sides["maestro"], sides.get("vllm"), sides.get("engine"))
             parts += ["", targets_text(checks)]
     document = {**info, "results": results, "targets": checks}
     return "\n".join(parts) + "\n", document
@@ -548,8 +679,9 @@ def report(
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="half the prompts per run")
-    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    p.add_argument("--quick", action="store_true", help="fewer prompts, one repeat")
+    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
+    p.add_argument("--sides", nargs="+", choices=SIDES, default=list(SIDES))
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     p.add_argument(
         "--messages-per-second",
@@ -579,32 +711,69 @@ def write_prompt_files(
     return files, counts
 
 
+def measure(
+    concurrencies: Sequence[int],
+    quick: bool,
+    workdir: Path,
+    sides: Sequence[str] = SIDES,
+    maestro: Server | None = None,
+) -> tuple[dict[str, dict[int, dict[str, Any]]], dict[str, Any]]:
+    """Every side at every concurrency: (results per side, run info).
+
+    `maestro`: a running Maestro stack to measure instead of starting one
+    (its `name` must be "maestro"). Logs of the started servers land in
+    `workdir`; vLLM's KV-cache size is read from them.
+    """
+    if not (MODEL_DIR / "config.json").exists():
+        raise RuntimeError(f"no demo model at {MODEL_DIR}: python -m models.build_demo")
+    repeats = QUICK_REPEATS if quick else REPEATS
+    log("building prompts")
+    files, counts = write_prompt_files(concurrencies, quick, workdir)
+    results: dict[str, dict[int, dict[str, Any]]] = {}
+    kv: dict[str, int | None] = {}
+    for side in SIDES:
+        if side not in sides:
+            continue
+        if side == "engine":
+            results[side], side_log = bench_engine(files, workdir, repeats)
+        elif side == "maestro" and maestro is not None:
+            results[side] = {}
+            if run_side(maestro, files, list(files), results[side], repeats):
+                raise RuntimeError("the Maestro stack died during the text runs")
+            side_log = maestro.log_path.read_text(errors="replace")
+        else:
+            results[side], side_log = bench_side(side, files, workdir, repeats)
+        kv[side] = kv_cache_tokens(side_log)
+    info = {
+        "machine": machine(),
+        "quick": quick,
+        "concurrency": list(concurrencies),
+        "prompts": counts,
+        "repeats": repeats,
+        "prompt_tokens": PROMPT_TOKENS,
+        "max_tokens": OUTPUT_TOKENS,
+        "kv_cache_tokens_by_side": kv,
+        "kv_cache_tokens": ", ".join(
+            f"{SIDE_LABELS[k]} {v:,} tokens" for k, v in kv.items() if v
+        ),
+    }
+    return results, info
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.messages_per_second:
         STREAM_OVERRIDES["messages_per_second"] = args.messages_per_second
-    if not (MODEL_DIR / "config.json").exists():
-        sys.exit(f"no demo model at {MODEL_DIR}: python -m models.build_demo")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     # Server logs and prompts; kept when something fails, for the post-mortem.
     workdir = Path(tempfile.mkdtemp(prefix="maestro-bench-"))
     try:
-        log("building prompts")
-        files, counts = write_prompt_files(args.concurrency, args.quick, workdir)
-        results = {side: bench_side(side, files, workdir) for side in SIDES}
+        results, info = measure(args.concurrency, args.quick, workdir, args.sides)
     except BaseException:
         log(f"failed; server logs kept in {workdir}")
         raise
     shutil.rmtree(workdir, ignore_errors=True)
-    info = {
-        "timestamp": stamp,
-        "machine": machine(),
-        "quick": args.quick,
-        "concurrency": args.concurrency,
-        "prompts": counts,
-        "prompt_tokens": PROMPT_TOKENS,
-        "max_tokens": OUTPUT_TOKENS,
-    }
+    info["timestamp"] = stamp
     text, document = report(results, info)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)

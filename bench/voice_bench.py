@@ -162,29 +162,35 @@ def _voice_ready(target: str) -> bool:
 
 
 def bench_served(repeats: int) -> dict[str, Any]:
-    from maestro import MaestroClient
-
+    """Start a voice-only stack, measure it, stop it."""
     with tempfile.TemporaryDirectory(prefix="voice-bench-") as tmp:
         with voice_server(Path(tmp)) as server:
-            with MaestroClient(server.target, timeout=120) as client:
+            return measure_served(server.target, repeats)
 
-                def whole() -> tuple[float, float]:
-                    start = time.perf_counter()
-                    client.synthesize(TEXT, seed=SEED)
-                    elapsed = time.perf_counter() - start
-                    return elapsed, elapsed
 
-                def stream() -> tuple[float, float]:
-                    start = time.perf_counter()
-                    first = 0.0
-                    for _ in client.stream_speech(TEXT, seed=SEED):
-                        first = first or time.perf_counter() - start
-                    return first, time.perf_counter() - start
+def measure_served(target: str, repeats: int) -> dict[str, Any]:
+    """Whole `Synthesize` and first `StreamSpeech` chunk against a running stack."""
+    from maestro import MaestroClient
 
-                synth = timed(whole, repeats)
-                streamed = timed(stream, repeats)
-                reply = client.synthesize(TEXT, seed=SEED)
-                (model,) = client.list_models(["voice"])
+    with MaestroClient(target, timeout=120) as client:
+
+        def whole() -> tuple[float, float]:
+            start = time.perf_counter()
+            client.synthesize(TEXT, seed=SEED)
+            elapsed = time.perf_counter() - start
+            return elapsed, elapsed
+
+        def stream() -> tuple[float, float]:
+            start = time.perf_counter()
+            first = 0.0
+            for _ in client.stream_speech(TEXT, seed=SEED):
+                first = first or time.perf_counter() - start
+            return first, time.perf_counter() - start
+
+        synth = timed(whole, repeats)
+        streamed = timed(stream, repeats)
+        reply = client.synthesize(TEXT, seed=SEED)
+        (model,) = client.list_models(["voice"])
     return {
         "whole_s": synth["total_s"],
         "first_chunk_s": streamed["first_s"],

@@ -3,6 +3,7 @@
 A family deployment subclasses `EngineIngress`, sets `family` and `services`,
 and calls `_start_in_background(engine)` from its constructor: the engine
 loads off the request path, Health answers NOT_SERVING until it is ready,
+requests that arrive meanwhile wait for it (`await self._engine_ready()`),
 Ray restarts a replica whose engine failed or died, and a stopping replica
 shuts its engine down.
 """
@@ -29,6 +30,12 @@ class EngineIngress:
 
     family: ClassVar[str]
     services: ClassVar[tuple[str, ...]]
+    # Ray routes requests to a replica as soon as its constructor returns,
+    # while the engine still loads: a replica added by autoscaling or
+    # replacing a lost one would answer UNAVAILABLE to its first requests.
+    # They wait this long for the engine instead (the caller's deadline may
+    # end the wait sooner); then the engine's own UNAVAILABLE stands.
+    engine_wait_s: ClassVar[float] = 120.0
     engine: Any
 
     def _start_in_background(self, engine: Any) -> None:
@@ -43,6 +50,15 @@ class EngineIngress:
             )
         except Exception:
             logger.exception("%s engine failed to start", self.family)
+
+    async def _engine_ready(self) -> None:
+        """Wait (bounded) for a loading engine; no-op once it started or failed."""
+        if self._starting.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._starting), self.engine_wait_s)
+        except TimeoutError:
+            pass  # the engine call below answers UNAVAILABLE (still loading)
 
     def __del__(self) -> None:
         # Ray Serve calls this when the replica stops: take the engine (and

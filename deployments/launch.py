@@ -5,6 +5,13 @@ starts, not from the config file. This module is the one place they are set;
 `make serve`, the end-to-end tests and the benchmarks all start Maestro
 through it. A variable already set in the caller's environment wins, so
 `RAY_SERVE_ENABLE_HA_PROXY=0 make serve` runs Ray's Python gRPC proxy instead.
+
+Observability is declared in the config's `observability:` block (Ray ignores
+that key): the started process derives Ray's tracing variables from it before
+importing Ray, then starts Ray itself with the fixed metrics export port and
+the dashboard on 127.0.0.1, and hands over to `serve run` (which reuses that
+Ray instance). MAESTRO_METRICS_EXPORT_PORT / MAESTRO_DASHBOARD_PORT override
+the two ports for a second stack beside the first (`side_by_side_environment`).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from pathlib import Path
 __all__ = [
     "RAY_SERVE_ENV",
     "command",
+    "serve_run",
     "environment",
     "main",
     "side_by_side_environment",
@@ -32,6 +40,8 @@ RAY_SERVE_ENV = {
     # between 0.6x and ~1x vLLM's own server (bench/README.md).
     "RAY_SERVE_ENABLE_HA_PROXY": "1",
 }
+METRICS_PORT_VAR = "MAESTRO_METRICS_EXPORT_PORT"
+DASHBOARD_PORT_VAR = "MAESTRO_DASHBOARD_PORT"
 
 
 def environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -63,6 +73,8 @@ def side_by_side_environment(base: Mapping[str, str] | None = None) -> dict[str,
         env.setdefault(f"RAY_SERVE_DIRECT_INGRESS_MIN_{kind}_PORT", str(low))
         env.setdefault(f"RAY_SERVE_DIRECT_INGRESS_MAX_{kind}_PORT", str(low + 199))
     env.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "2")
+    env.setdefault(METRICS_PORT_VAR, str(_free_port()))
+    env.setdefault(DASHBOARD_PORT_VAR, str(_free_port()))
     return env
 
 
@@ -73,11 +85,42 @@ def _free_port() -> int:
 
 
 def command(config: str | Path) -> list[str]:
-    return [str(Path(sys.executable).parent / "serve"), "run", str(config)]
+    """`serve run CONFIG` with Maestro's observability (run it in `environment()`)."""
+    return [sys.executable, "-m", "deployments.launch", "--serve-run", str(config)]
+
+
+def serve_run(config: str | Path) -> None:
+    """Derive Ray's settings from CONFIG, start Ray, then `serve run CONFIG`."""
+    from observability.config import load, tracing_environment
+
+    settings = load(config)
+    for key, value in RAY_SERVE_ENV.items():  # when started without environment()
+        os.environ.setdefault(key, value)
+    # Before Ray is imported: Ray reads these at import, in this process and
+    # in every proxy and replica it starts (they inherit the environment).
+    os.environ.update(tracing_environment(settings.tracing))
+    metrics_port = int(os.environ.get(METRICS_PORT_VAR, settings.metrics_export_port))
+    dashboard_port = int(os.environ.get(DASHBOARD_PORT_VAR, settings.dashboard_port))
+
+    import ray
+    from ray.serve._private.constants import SERVE_NAMESPACE
+    from ray.serve.scripts import cli
+
+    ray.init(
+        namespace=SERVE_NAMESPACE,
+        include_dashboard=True,
+        dashboard_host="127.0.0.1",
+        dashboard_port=dashboard_port,
+        _metrics_export_port=metrics_port,
+    )
+    cli.main(["run", str(config)], prog_name="serve")
 
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--serve-run"]:
+        serve_run(args[1])
+        return
     config = args[0] if args else "serve_config.yaml"
     cmd = command(config)
     os.execve(cmd[0], cmd, environment())

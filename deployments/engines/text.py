@@ -207,6 +207,7 @@ class TextEngine:
                         finish_reason=_FINISH.get(choice.finish_reason)
                         if out.finished
                         else None,
+                        queue_seconds=_queue_seconds(out) if out.finished else None,
                     )
         except VLLMValidationError as exc:
             raise InvalidArgument(
@@ -279,6 +280,14 @@ class TextEngine:
             output_kind=RequestOutputKind.DELTA,
             **{k: v for k, v in optional.items() if v is not None},
         )
+
+
+def _queue_seconds(out: Any) -> float | None:
+    """Seconds from queued to first scheduled, from vLLM's request stats."""
+    stats = getattr(out, "metrics", None)
+    queued = getattr(stats, "queued_ts", 0.0)
+    scheduled = getattr(stats, "scheduled_ts", 0.0)
+    return scheduled - queued if queued and scheduled >= queued else None
 
 
 def _constraint_field(request: TextRequest) -> str | None:

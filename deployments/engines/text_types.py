@@ -64,6 +64,9 @@ class TextDelta:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: FinishReason | None = None
+    # On the last delta, when vLLM reports it: seconds queued before the
+    # request's first scheduled step.
+    queue_seconds: float | None = None
 
 
 def _check_range(

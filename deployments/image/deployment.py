@@ -9,15 +9,15 @@ ListModels and new requests (which join the next batch) meanwhile.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import aclosing
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager, aclosing
 from typing import Any
 
 from ray import serve
 
 from deployments.engine_ingress import EngineIngress
 from deployments.engines.image import ImageEngine
-from deployments.engines.image_types import ImageResult
+from deployments.engines.image_types import ImageRequest, ImageResult
 from deployments.image.config import ImageAppConfig
 from deployments.image.converters import (
     to_engine_request,
@@ -25,7 +25,9 @@ from deployments.image.converters import (
     to_progress_response,
     to_result_response,
 )
+from deployments.image.telemetry import request_span, watch_batches
 from deployments.ingress import stream_rpc, unary_rpc
+from deployments.placement import replica_placement
 from maestro.v1 import image_pb2, models_pb2
 
 __all__ = ["ImageDeployment"]
@@ -43,14 +45,20 @@ class ImageDeployment(EngineIngress):
 
     async def __init__(self, config: dict[str, Any]) -> None:
         self.config = ImageAppConfig.model_validate(config)
-        self._start_in_background(ImageEngine(self.config.engine))
+        engine = ImageEngine(self.config.engine)
+        self._batch_sizes = watch_batches(engine)
+        self._start_in_background(engine)
 
     @unary_rpc(image_pb2.GenerateImageResponse)
     async def GenerateImage(
         self, request: image_pb2.GenerateImageRequest, request_id: str
     ) -> image_pb2.GenerateImageResponse:
+        await self._engine_ready()
         self.engine.check_model(request.model)
-        result = await self.engine.generate(to_engine_request(request, request_id))
+        engine_request = to_engine_request(request, request_id)
+        with self._span("generate", engine_request) as on_result:
+            result = await self.engine.generate(engine_request)
+            on_result(result)
         return to_generate_response(
             result, model=self.engine.config.served_id, request_id=request_id
         )
@@ -59,15 +67,32 @@ class ImageDeployment(EngineIngress):
     async def StreamImage(
         self, request: image_pb2.StreamImageRequest, request_id: str
     ) -> AsyncIterator[image_pb2.StreamImageResponse]:
+        await self._engine_ready()
         self.engine.check_model(request.model)
         model = self.engine.config.served_id
-        events = self.engine.stream(to_engine_request(request, request_id))
-        async with aclosing(events):  # leaving early cancels the request
-            async for event in events:
-                if isinstance(event, ImageResult):
-                    yield to_result_response(event, model=model, request_id=request_id)
-                else:
-                    yield to_progress_response(event)
+        engine_request = to_engine_request(request, request_id)
+        events = self.engine.stream(engine_request)
+        with self._span("stream", engine_request) as on_result:
+            async with aclosing(events):  # leaving early cancels the request
+                async for event in events:
+                    if isinstance(event, ImageResult):
+                        on_result(event)
+                        yield to_result_response(
+                            event, model=model, request_id=request_id
+                        )
+                    else:
+                        yield to_progress_response(event)
+
+    def _span(
+        self, op: str, request: ImageRequest
+    ) -> AbstractContextManager[Callable[[ImageResult], None]]:
+        limits = self.engine.limits
+        return request_span(
+            op,
+            request,
+            default_steps=limits.default_steps if limits else 0,
+            batch_sizes=self._batch_sizes,
+        )
 
     @unary_rpc(models_pb2.ListModelsResponse)
     async def ListModels(
@@ -85,5 +110,5 @@ class ImageDeployment(EngineIngress):
             ready=engine.ready,
             status_message=engine.status_message,
             limits=engine.limits_info(),
-            stats=engine.stats(),
+            stats={**engine.stats(), **replica_placement()},
         )

@@ -42,6 +42,7 @@ from deployments.studio.plan import (
     plan_schema,
 )
 from maestro.v1 import image_pb2, studio_pb2, text_pb2, voice_pb2
+from observability import metrics, tracing
 
 __all__ = ["PLAN_ATTEMPTS", "Studio"]
 
@@ -77,6 +78,7 @@ class _Run:
         default_factory=lambda: {s: _Stage() for s in ("plan", "image", "audio")}
     )
     failed_scenes: set[int] = field(default_factory=set)
+    trace_id: str = ""  # of the Compose call, when its trace is recorded
 
 
 class Studio:
@@ -99,7 +101,11 @@ class Studio:
         """Plan first, then scene events in completion order, `done` last."""
         num_scenes = self._validate(request)
         seed = request.seed if request.HasField("seed") else secrets.randbits(31)
-        run = _Run(request_id=request_id, seed=seed)
+        run = _Run(
+            request_id=request_id,
+            seed=seed,
+            trace_id=tracing.trace_id_of(tracing.current_span()),
+        )
         began = time.monotonic()
         self.running += 1
         try:
@@ -162,15 +168,25 @@ class Studio:
             text_request.json_schema = schema
             text_request.max_tokens = budget
             start = time.monotonic()
+            span = tracing.start_span(
+                "studio.plan", {"maestro.studio.attempt": attempt}
+            )
+            status = "OK"
             try:
-                reply = await call_child(
-                    self.text, "GenerateText", text_request, run.inflight
-                )
+                with tracing.attached(span):  # the text call joins this span
+                    reply = await call_child(
+                        self.text, "GenerateText", text_request, run.inflight
+                    )
+            except asyncio.CancelledError:
+                status = "CANCELLED"
+                raise
             except Exception as exc:
                 code, message = child_status(exc)
+                status = code.name
                 raise ChildFailed(code, f"plan (text family): {message}") from None
             finally:
                 run.stages["plan"].record(start, time.monotonic())
+                tracing.end_span(span, status)
             try:
                 return parse_plan(reply.text, num_scenes, limits)
             except PlanInvalid as exc:
@@ -221,11 +237,21 @@ class Studio:
     ) -> Event:
         """One child call, as the event that reports it (never raises)."""
         start = time.monotonic()
+        span = tracing.start_span(
+            f"studio.scene.{stage}", {"maestro.studio.scene": index}
+        )
+        status = "OK"
         try:
-            reply = await call_child(handle, method, child_request, run.inflight)
+            with tracing.attached(span):  # the family call joins this span
+                reply = await call_child(handle, method, child_request, run.inflight)
+        except asyncio.CancelledError:
+            status = "CANCELLED"
+            raise
         except Exception as exc:
             code, message = child_status(exc)
+            status = code.name
             run.failed_scenes.add(index)
+            metrics.inc("maestro_studio_scene_failures", stage=stage)
             logger.info(
                 "compose %s scene %d %s -> %s: %s",
                 run.request_id,
@@ -241,9 +267,11 @@ class Studio:
             )
         finally:
             run.stages[stage].record(start, time.monotonic())
+            tracing.end_span(span, status)
         if stage == "image":
             if not reply.images:
                 run.failed_scenes.add(index)
+                metrics.inc("maestro_studio_scene_failures", stage=stage)
                 return _internal_error(index, stage, "image family returned none")
             return Event(
                 scene_image=studio_pb2.SceneImage(scene=index, image=reply.images[0])
@@ -343,12 +371,16 @@ def _done(run: _Run, num_scenes: int, total: float) -> studio_pb2.ComposeDone:
         for name, stage in run.stages.items()
     ]
     timings.append(studio_pb2.StageTiming(stage="total", seconds=total))
+    for timing in timings:
+        metrics.observe(
+            "maestro_studio_stage_latency_seconds", timing.seconds, stage=timing.stage
+        )
     failed = len(run.failed_scenes)
     return studio_pb2.ComposeDone(
         timings=timings,
         scenes_succeeded=num_scenes - failed,
         scenes_failed=failed,
-        # Empty until tracing lands (observability issue): Ray Serve's tracing
-        # context is not wired into Maestro's replicas yet.
-        trace_id="",
+        # The trace holding the plan, image and voice calls ("" when the
+        # trace is not sampled or tracing is off).
+        trace_id=run.trace_id,
     )

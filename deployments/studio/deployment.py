@@ -9,6 +9,7 @@ Handles can be passed in instead, which is how tests use fakes.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +18,7 @@ from ray import serve
 
 from deployments.health import health_response
 from deployments.ingress import stream_rpc, unary_rpc
+from deployments.placement import waiting_families
 from deployments.studio.children import Handle, InFlight, call_child
 from deployments.studio.compose import Studio
 from deployments.studio.config import FamilyRef, StudioAppConfig
@@ -24,13 +26,21 @@ from maestro.v1 import models_pb2, studio_pb2
 
 __all__ = ["StudioDeployment"]
 
+logger = logging.getLogger("maestro.studio")
 SERVICES = ("maestro.v1.StudioService", "maestro.v1.ModelService")
 FAMILIES = ("text", "image", "voice")
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
 def _handle(ref: FamilyRef) -> Handle:
-    return serve.get_deployment_handle(ref.deployment, app_name=ref.app)
+    # Serve deploys the applications of one config concurrently, so the studio
+    # may start before a family's deployment exists; checking for it here
+    # would crash the replica once (`KeyError: Deployment Voice does not
+    # exist`). An unchecked handle resolves the deployment when it is called:
+    # calls wait until the family has a replica, bounded by their deadlines.
+    return serve.get_deployment_handle(
+        ref.deployment, app_name=ref.app, _check_exists=False
+    )
 
 
 @serve.deployment(name="Studio", ray_actor_options={"num_cpus": 0.1})
@@ -46,6 +56,13 @@ class StudioDeployment:
     ) -> None:
         self.config = StudioAppConfig.model_validate(config)
         c = self.config
+        if not (text and image and voice):
+            logger.info(
+                "studio chains %s; calls wait until each family has a replica",
+                ", ".join(
+                    f"{r.app}/{r.deployment}" for r in (c.text, c.image, c.voice)
+                ),
+            )
         self.studio = Studio(
             text or _handle(c.text),
             image or _handle(c.image),
@@ -72,9 +89,14 @@ class StudioDeployment:
         answers = await self._probe("ListModels", models_pb2.ListModelsRequest())
         stats = {"chains": "text -> image + voice (per scene, concurrently)"}
         ready = True
+        waiting = await self._waiting(answers)
         for family, answer in zip(FAMILIES, answers, strict=True):
             if isinstance(answer, BaseException):
-                stats[family] = f"unreachable: {type(answer).__name__}"
+                stats[family] = (
+                    f"waiting: {waiting[family]}"
+                    if family in waiting
+                    else f"unreachable: {type(answer).__name__}"
+                )
                 ready = False
                 continue
             models = list(answer.models)
@@ -86,6 +108,11 @@ class StudioDeployment:
             )
         stats["running_compositions"] = str(self.studio.running)
         limits = self.config.plan
+        message = "" if ready else "a chained family is not ready"
+        if waiting:
+            message = "waiting for " + "; ".join(
+                f"{family}: {reason}" for family, reason in waiting.items()
+            )
         return models_pb2.ListModelsResponse(
             models=[
                 models_pb2.ModelInfo(
@@ -94,7 +121,7 @@ class StudioDeployment:
                     engine="maestro studio (no model; DeploymentHandles)",
                     device="none",
                     ready=ready,
-                    status_message="" if ready else "a chained family is not ready",
+                    status_message=message,
                     limits={
                         "num_scenes": f"1..{limits.max_scenes}",
                         "default_scenes": str(limits.default_scenes),
@@ -118,6 +145,28 @@ class StudioDeployment:
             not isinstance(a, BaseException) and a.status == _SERVING for a in answers
         )
         return health_response(request, services=SERVICES, ready=ready)
+
+    async def _waiting(self, answers: list[Any]) -> dict[str, str]:
+        """Why the families that did not answer are not running (Serve status)."""
+        c = self.config
+        refs = {"text": c.text, "image": c.image, "voice": c.voice}
+        silent = [
+            refs[family].app
+            for family, answer in zip(FAMILIES, answers, strict=True)
+            if isinstance(answer, BaseException)
+        ]
+        if not silent:
+            return {}
+        try:
+            reasons = await waiting_families(silent)
+        except Exception:  # the controller is busy or gone: say nothing more
+            logger.warning("reading serve status failed", exc_info=True)
+            return {}
+        return {
+            family: reasons[refs[family].app]
+            for family in FAMILIES
+            if refs[family].app in reasons
+        }
 
     async def _probe(self, method: str, request: Any) -> list[Any]:
         """`method` on every family, each bounded by probe_timeout_s."""

@@ -14,7 +14,9 @@ from ray import serve
 
 from deployments.engine_ingress import EngineIngress
 from deployments.engines.text import TextEngine
+from deployments.engines.text_types import TextDelta
 from deployments.ingress import stream_rpc, unary_rpc
+from deployments.placement import replica_placement
 from deployments.streaming import MessagePacer, paced
 from deployments.text.config import TextAppConfig
 from deployments.text.converters import (
@@ -22,6 +24,7 @@ from deployments.text.converters import (
     to_generate_response,
     to_stream_response,
 )
+from deployments.text.telemetry import collect, observed
 from maestro.v1 import models_pb2, text_pb2
 
 __all__ = ["TextDeployment"]
@@ -46,8 +49,10 @@ class TextDeployment(EngineIngress):
     async def GenerateText(
         self, request: text_pb2.GenerateTextRequest, request_id: str
     ) -> text_pb2.GenerateTextResponse:
+        await self._engine_ready()
         self.engine.check_model(request.model)
-        result = await self.engine.generate(to_engine_request(request, request_id))
+        deltas = self.engine.stream(to_engine_request(request, request_id))
+        result = await collect(self._observed(deltas, "generate"))
         return to_generate_response(
             result, model=self.engine.config.served_id, request_id=request_id
         )
@@ -56,8 +61,10 @@ class TextDeployment(EngineIngress):
     async def StreamText(
         self, request: text_pb2.StreamTextRequest, request_id: str
     ) -> AsyncIterator[text_pb2.StreamTextResponse]:
+        await self._engine_ready()
         self.engine.check_model(request.model)
         deltas = self.engine.stream(to_engine_request(request, request_id))
+        deltas = self._observed(deltas, "stream")
         model = self.engine.config.served_id
         messages = paced(
             deltas, self.pacer, is_last=lambda d: d.finish_reason is not None
@@ -65,6 +72,11 @@ class TextDeployment(EngineIngress):
         async with aclosing(messages):
             async for delta in messages:
                 yield to_stream_response(delta, model=model, request_id=request_id)
+
+    def _observed(
+        self, deltas: AsyncIterator[TextDelta], op: str
+    ) -> AsyncIterator[TextDelta]:
+        return observed(deltas, op=op, running=self.engine.num_unfinished_requests)
 
     @unary_rpc(models_pb2.ListModelsResponse)
     async def ListModels(
@@ -95,5 +107,6 @@ class TextDeployment(EngineIngress):
             stats={
                 "unfinished_requests": str(engine.num_unfinished_requests()),
                 "open_streams": str(self.pacer.open_streams),
+                **replica_placement(),
             },
         )

@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import aclosing
+from contextlib import AbstractContextManager, aclosing
 from typing import Any
 
 from ray import serve
 
 from deployments.engine_ingress import EngineIngress
 from deployments.engines.voice import VoiceEngine
+from deployments.engines.voice_types import SpeechRequest
 from deployments.ingress import stream_rpc, unary_rpc
+from deployments.placement import replica_placement
 from deployments.voice.config import VoiceAppConfig
 from deployments.voice.converters import (
     to_engine_request,
     to_stream_response,
     to_synthesize_response,
 )
+from deployments.voice.telemetry import SpeechObserver, request_span
 from maestro.v1 import models_pb2, voice_pb2
 
 __all__ = ["VoiceDeployment"]
@@ -46,8 +49,12 @@ class VoiceDeployment(EngineIngress):
     async def Synthesize(
         self, request: voice_pb2.SynthesizeRequest, request_id: str
     ) -> voice_pb2.SynthesizeResponse:
+        await self._engine_ready()
         self.engine.check_model(request.model)
-        speech = await self.engine.synthesize(to_engine_request(request, request_id))
+        engine_request = to_engine_request(request, request_id)
+        with self._span("synthesize", engine_request) as observer:
+            speech = await self.engine.synthesize(engine_request)
+            observer.speech(speech)
         return to_synthesize_response(
             speech, model=self.engine.config.served_id, request_id=request_id
         )
@@ -56,11 +63,22 @@ class VoiceDeployment(EngineIngress):
     async def StreamSpeech(
         self, request: voice_pb2.StreamSpeechRequest, request_id: str
     ) -> AsyncIterator[voice_pb2.StreamSpeechResponse]:
+        await self._engine_ready()
         self.engine.check_model(request.model)
-        chunks = self.engine.stream(to_engine_request(request, request_id))
-        async with aclosing(chunks):
-            async for chunk in chunks:
-                yield to_stream_response(chunk, request_id=request_id)
+        engine_request = to_engine_request(request, request_id)
+        chunks = self.engine.stream(engine_request)
+        with self._span("stream", engine_request) as observer:
+            async with aclosing(chunks):
+                async for chunk in chunks:
+                    observer.chunk(chunk)
+                    yield to_stream_response(chunk, request_id=request_id)
+
+    def _span(
+        self, op: str, request: SpeechRequest
+    ) -> AbstractContextManager[SpeechObserver]:
+        return request_span(
+            op, request, max_segment_chars=self.engine.config.max_segment_chars
+        )
 
     @unary_rpc(models_pb2.ListModelsResponse)
     async def ListModels(
@@ -92,5 +110,5 @@ class VoiceDeployment(EngineIngress):
                 "sample_rate": str(limits.sample_rate),
                 "max_batch_size": str(c.batching.max_batch_size),
             },
-            stats=engine.stats(),
+            stats={**engine.stats(), **replica_placement()},
         )

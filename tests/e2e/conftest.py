@@ -18,6 +18,8 @@ from maestro import MaestroClient, MaestroRpcError
 from tests.conftest import ROOT, free_port
 
 STARTUP_S = 240
+# What the session stack wrote where (test_observability_e2e reads it).
+STACK: dict[str, Path | int] = {}
 
 
 @pytest.fixture(scope="session")
@@ -30,9 +32,24 @@ def server(
     config["grpc_options"]["port"] = port
     config["http_options"]["port"] = free_port()
     path = tmp_path_factory.mktemp("serve") / "serve_config.yaml"
+    # Every call traced into this session's own file: a batched background
+    # write per second, cheap enough for every e2e test.
+    spans = path.parent / "spans.jsonl"
+    config.setdefault("observability", {})["tracing"] = {
+        "enabled": True,
+        "exporter": "file",
+        "file": str(spans),
+        "sampling_ratio": 1.0,
+    }
     path.write_text(yaml.safe_dump(config))
     log = (path.parent / "serve.log").open("w")
     env = launch.side_by_side_environment()
+    STACK.update(
+        spans=spans,
+        log=path.parent / "serve.log",
+        metrics_port=int(env[launch.METRICS_PORT_VAR]),
+        dashboard_port=int(env[launch.DASHBOARD_PORT_VAR]),
+    )
     proc = subprocess.Popen(
         launch.command(path),
         cwd=ROOT,

@@ -108,7 +108,7 @@ def test_compose_streams_plan_scenes_then_done(client: MaestroClient) -> None:
     assert (done.scenes_succeeded, done.scenes_failed) == (3, 0)
     stages = {t.stage: t.seconds for t in done.timings}
     assert set(stages) == {"plan", "image", "audio", "total"}
-    assert done.trace_id == ""  # until tracing lands
+    assert len(done.trace_id) == 32  # the trace holding every child call
     (info,) = client.list_models(["studio"])
     assert info.family == models_pb2.FAMILY_STUDIO and info.ready
     assert info.stats["voice"].startswith("reachable, ready")

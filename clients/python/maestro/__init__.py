@@ -13,11 +13,13 @@ from maestro.client import (
     MaestroRpcError,
     routed_channel,
 )
+from maestro.retry import RetryPolicy
 
 __all__ = [
     "FAMILIES",
     "AsyncMaestroClient",
     "MaestroClient",
     "MaestroRpcError",
+    "RetryPolicy",
     "routed_channel",
 ]

@@ -3,6 +3,7 @@
 maestro text "Once upon a time" --max-tokens 64     # streams to the terminal
 maestro models                                      # every family's models
 maestro health
+maestro --trace text "hi"                           # + the call's trace id
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ import os
 import sys
 from pathlib import Path
 
+import grpc
 from grpc_health.v1 import health_pb2
 
 from maestro.cli_compose import add_compose_parser
 from maestro.cli_image import add_image_parser
 from maestro.cli_voice import add_speak_parser
+from maestro.client import _CHANNEL_OPTIONS as CHANNEL_OPTIONS
 from maestro.client import DEFAULT_TARGET, FAMILIES, MaestroClient, MaestroRpcError
+from maestro.tracing import traced_channel
 from maestro.v1 import models_pb2, text_pb2
 
 
@@ -111,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="server address (env MAESTRO_TARGET; default %(default)s)",
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="deadline, s")
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="start a sampled trace per call (W3C traceparent) and print each "
+        "call's trace id on stderr",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     text = sub.add_parser("text", help="generate text (streams by default)")
@@ -146,14 +156,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    channel, traces = None, None
+    if args.trace:
+        plain = grpc.insecure_channel(args.target, options=CHANNEL_OPTIONS)
+        channel, traces = traced_channel(plain)
     try:
-        with MaestroClient(args.target, timeout=args.timeout) as client:
-            return int(args.run(client, args))
+        with MaestroClient(args.target, timeout=args.timeout, channel=channel) as c:
+            return int(args.run(c, args))
     except MaestroRpcError as error:
         print(f"maestro: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        for trace_id in traces.trace_ids if traces else ():
+            print(f"trace_id: {trace_id}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,13 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from maestro.image_client import AsyncImageMethods, ImageMethods
+from maestro.retry import (
+    NO_RETRY,
+    RetryPolicy,
+    acall_with_retry,
+    call_with_retry,
+    seeded_policy,
+)
 from maestro.studio_client import AsyncStudioMethods, StudioMethods
 from maestro.v1 import models_pb2, models_pb2_grpc, text_pb2, text_pb2_grpc
 from maestro.voice_client import AsyncVoiceMethods, VoiceMethods
@@ -25,6 +32,7 @@ __all__ = [
     "AsyncMaestroClient",
     "MaestroClient",
     "MaestroRpcError",
+    "RetryPolicy",
     "routed_channel",
 ]
 
@@ -135,7 +143,11 @@ def routed_channel(channel: grpc.Channel, family: str) -> grpc.Channel:
 
 
 class MaestroClient(ImageMethods, VoiceMethods, StudioMethods):
-    """Blocking client. `timeout` (seconds) is the default deadline per call."""
+    """Blocking client. `timeout` (seconds) is the default deadline per call.
+
+    `retry`: how idempotent calls (ListModels, Health, seeded unary
+    generations) retry UNAVAILABLE; `None` never retries (maestro.retry).
+    """
 
     def __init__(
         self,
@@ -143,11 +155,13 @@ class MaestroClient(ImageMethods, VoiceMethods, StudioMethods):
         *,
         timeout: float | None = 120.0,
         channel: grpc.Channel | None = None,
+        retry: RetryPolicy | None = RetryPolicy(),  # noqa: B008 (frozen)
     ) -> None:
         self.channel = channel or grpc.insecure_channel(
             target, options=_CHANNEL_OPTIONS
         )
         self.timeout = timeout
+        self.retry = retry or NO_RETRY
         self._text = text_pb2_grpc.TextServiceStub(self.channel)
         self._models = models_pb2_grpc.ModelServiceStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
@@ -175,8 +189,12 @@ class MaestroClient(ImageMethods, VoiceMethods, StudioMethods):
         """Whole completion. `params`: any GenerateTextRequest field."""
         request = _text_request(text_pb2.GenerateTextRequest, prompt, messages, params)
         try:
-            return self._text.GenerateText(
-                request, timeout=self._deadline(timeout), metadata=_route("text")
+            return call_with_retry(
+                lambda t: self._text.GenerateText(
+                    request, timeout=t, metadata=_route("text")
+                ),
+                seeded_policy(self, request),
+                self._deadline(timeout),
             )
         except grpc.RpcError as error:
             raise MaestroRpcError.from_rpc_error(error) from None
@@ -208,10 +226,12 @@ class MaestroClient(ImageMethods, VoiceMethods, StudioMethods):
         models: list[models_pb2.ModelInfo] = []
         for family in families:
             try:
-                reply = self._models.ListModels(
-                    models_pb2.ListModelsRequest(),
-                    timeout=self._deadline(None),
-                    metadata=_route(family),
+                reply = call_with_retry(
+                    lambda t, f=family: self._models.ListModels(
+                        models_pb2.ListModelsRequest(), timeout=t, metadata=_route(f)
+                    ),
+                    self.retry,
+                    self._deadline(None),
                 )
             except grpc.RpcError as error:
                 if error.code() == grpc.StatusCode.NOT_FOUND:  # type: ignore[attr-defined]
@@ -223,10 +243,14 @@ class MaestroClient(ImageMethods, VoiceMethods, StudioMethods):
     def health(self, family: str, service: str = "") -> int:
         """`HealthCheckResponse.ServingStatus` of one application."""
         try:
-            return self._health.Check(
-                health_pb2.HealthCheckRequest(service=service),
-                timeout=self._deadline(None),
-                metadata=_route(family),
+            return call_with_retry(
+                lambda t: self._health.Check(
+                    health_pb2.HealthCheckRequest(service=service),
+                    timeout=t,
+                    metadata=_route(family),
+                ),
+                self.retry,
+                self._deadline(None),
             ).status
         except grpc.RpcError as error:
             raise MaestroRpcError.from_rpc_error(error) from None
@@ -241,11 +265,13 @@ class AsyncMaestroClient(AsyncImageMethods, AsyncVoiceMethods, AsyncStudioMethod
         *,
         timeout: float | None = 120.0,
         channel: grpc.aio.Channel | None = None,
+        retry: RetryPolicy | None = RetryPolicy(),  # noqa: B008 (frozen)
     ) -> None:
         self.channel = channel or grpc.aio.insecure_channel(
             target, options=_CHANNEL_OPTIONS
         )
         self.timeout = timeout
+        self.retry = retry or NO_RETRY
         self._text = text_pb2_grpc.TextServiceStub(self.channel)
         self._models = models_pb2_grpc.ModelServiceStub(self.channel)
 
@@ -271,8 +297,12 @@ class AsyncMaestroClient(AsyncImageMethods, AsyncVoiceMethods, AsyncStudioMethod
     ) -> text_pb2.GenerateTextResponse:
         request = _text_request(text_pb2.GenerateTextRequest, prompt, messages, params)
         try:
-            return await self._text.GenerateText(
-                request, timeout=self._deadline(timeout), metadata=_route("text")
+            return await acall_with_retry(
+                lambda t: self._text.GenerateText(
+                    request, timeout=t, metadata=_route("text")
+                ),
+                seeded_policy(self, request),
+                self._deadline(timeout),
             )
         except grpc.RpcError as error:
             raise MaestroRpcError.from_rpc_error(error) from None
@@ -303,10 +333,12 @@ class AsyncMaestroClient(AsyncImageMethods, AsyncVoiceMethods, AsyncStudioMethod
         models: list[models_pb2.ModelInfo] = []
         for family in families:
             try:
-                reply = await self._models.ListModels(
-                    models_pb2.ListModelsRequest(),
-                    timeout=self._deadline(None),
-                    metadata=_route(family),
+                reply = await acall_with_retry(
+                    lambda t, f=family: self._models.ListModels(
+                        models_pb2.ListModelsRequest(), timeout=t, metadata=_route(f)
+                    ),
+                    self.retry,
+                    self._deadline(None),
                 )
             except grpc.RpcError as error:
                 if error.code() == grpc.StatusCode.NOT_FOUND:  # type: ignore[attr-defined]

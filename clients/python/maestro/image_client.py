@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from maestro.retry import acall_with_retry, call_with_retry, seeded_policy
 from maestro.v1 import image_pb2, image_pb2_grpc
 
 __all__ = ["AsyncImageMethods", "ImageMethods", "LoraSpec", "image_request"]
@@ -74,8 +75,12 @@ class ImageMethods:
             image_pb2.GenerateImageRequest, prompt, loras=loras, **params
         )
         try:
-            return self._image().GenerateImage(
-                request, timeout=self._deadline(timeout), metadata=_ROUTE
+            return call_with_retry(
+                lambda t: self._image().GenerateImage(
+                    request, timeout=t, metadata=_ROUTE
+                ),
+                seeded_policy(self, request),
+                self._deadline(timeout),
             )
         except grpc.RpcError as error:
             raise _error(error) from None
@@ -129,8 +134,12 @@ class AsyncImageMethods:
             image_pb2.GenerateImageRequest, prompt, loras=loras, **params
         )
         try:
-            return await self._image().GenerateImage(
-                request, timeout=self._deadline(timeout), metadata=_ROUTE
+            return await acall_with_retry(
+                lambda t: self._image().GenerateImage(
+                    request, timeout=t, metadata=_ROUTE
+                ),
+                seeded_policy(self, request),
+                self._deadline(timeout),
             )
         except grpc.RpcError as error:
             raise _error(error) from None

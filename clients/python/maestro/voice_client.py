@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from maestro.retry import acall_with_retry, call_with_retry, seeded_policy
 from maestro.v1 import voice_pb2, voice_pb2_grpc
 
 __all__ = [
@@ -111,8 +112,10 @@ class VoiceMethods:
             **params,
         )
         try:
-            return self._voice().Synthesize(
-                request, timeout=self._deadline(timeout), metadata=_ROUTE
+            return call_with_retry(
+                lambda t: self._voice().Synthesize(request, timeout=t, metadata=_ROUTE),
+                seeded_policy(self, request),
+                self._deadline(timeout),
             )
         except grpc.RpcError as error:
             raise _error(error) from None
@@ -184,8 +187,10 @@ class AsyncVoiceMethods:
             **params,
         )
         try:
-            return await self._voice().Synthesize(
-                request, timeout=self._deadline(timeout), metadata=_ROUTE
+            return await acall_with_retry(
+                lambda t: self._voice().Synthesize(request, timeout=t, metadata=_ROUTE),
+                seeded_policy(self, request),
+                self._deadline(timeout),
             )
         except grpc.RpcError as error:
             raise _error(error) from None

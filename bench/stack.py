@@ -1,0 +1,233 @@
+"""A Maestro stack for the benchmarks, and what its processes hold in memory.
+
+`stack(...)` starts `serve run` (through `deployments.launch`, HAProxy ingress,
+free ports) on a copy of serve_config.yaml, edited by the caller, and stops it
+on exit whatever happens (Ctrl-C included). Every process of the stack lives
+in the session `serve run` was started in, so `MemorySampler` finds them all
+(Ray's GCS and raylet, HAProxy, the controller, each replica, vLLM's engine
+core) and so does the clean-up.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psutil
+import yaml
+
+from bench.text_bench import Server, _spawn, _venv_env, free_port, log, stop, wait_ready
+from deployments import launch
+
+ROOT = Path(__file__).resolve().parent.parent
+GIB = 1024**3
+STOP_GRACE_S = 5.0
+
+
+def base_config() -> dict[str, Any]:
+    """serve_config.yaml as it is in the working tree."""
+    return dict(yaml.safe_load((ROOT / "serve_config.yaml").read_text()))
+
+
+def app_config(config: dict[str, Any], name: str) -> dict[str, Any]:
+    (app,) = [a for a in config["applications"] if a["name"] == name]
+    return dict(app)
+
+
+def family_ready(family: str) -> Callable[[str], bool]:
+    """A readiness probe: the family's Health/Check answers SERVING."""
+
+    def ready(target: str) -> bool:
+        from grpc_health.v1 import health_pb2
+
+        from maestro import MaestroClient, MaestroRpcError
+
+        with MaestroClient(target, timeout=5) as client:
+            try:
+                return client.health(family) == health_pb2.HealthCheckResponse.SERVING
+            except MaestroRpcError:
+                return False
+
+    return ready
+
+
+def all_ready(families: list[str]) -> Callable[[str], bool]:
+    probes = [family_ready(f) for f in families]
+    return lambda target: all(p(target) for p in probes)
+
+
+@contextmanager
+def stack(
+    config: dict[str, Any],
+    workdir: Path,
+    name: str = "maestro",
+    families: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[Server]:
+    """`serve run` on `config` (ports replaced by free ones), ready, then stopped.
+
+    Ready means every family in `families` (default: every application) says
+    SERVING. The server's `name` is what `bench.loadgen` calls the backend.
+    """
+    config = copy.deepcopy(config)
+    port = free_port()
+    config["grpc_options"]["port"] = port
+    config.setdefault("http_options", {})["port"] = free_port()
+    path = workdir / f"{name}-serve_config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    run_env = launch.side_by_side_environment({**_venv_env(), **(env or {})})
+    proc, log_path = _spawn(name, launch.command(path), run_env, workdir)
+    server = Server(name, proc, f"127.0.0.1:{port}", log_path)
+    families = families or [a["name"] for a in config["applications"]]
+    log(f"{name}: starting {', '.join(families)}")
+    try:
+        took = wait_ready(server, all_ready(families))
+        log(f"{name}: ready on {server.target} in {took:.0f} s")
+        yield server
+    finally:
+        log(f"{name}: stopping")
+        # Measurements are over: no need for Ray's minute-long ingress drain.
+        stop(server, grace_s=STOP_GRACE_S)
+
+
+# --- memory -----------------------------------------------------------------------
+
+
+def process_label(proc: psutil.Process) -> str:
+    """A stable name for a stack process: Ray's process title, or the program.
+
+    Ray titles its actors `ray::ServeReplica:<app>:<deployment>` (and appends
+    the running method while one runs); vLLM titles its engine core
+    `VLLM::EngineCore`.
+    """
+    try:
+        cmdline = proc.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return "?"
+    if not cmdline:
+        return proc.name()
+    first = cmdline[0]
+    if first.startswith(("ray::", "VLLM::")):
+        # Ray appends the running method: `ray::ServeController.listen_for_change`.
+        return first.split()[0].split(".")[0]
+    program = Path(first).name
+    if program.startswith("python") and len(cmdline) > 1:
+        if "-c" in cmdline:
+            return "python -c"
+        script = next((a for a in cmdline[1:] if not a.startswith("-")), "")
+        return f"python {Path(script).name}"
+    return program
+
+
+class MemorySampler:
+    """Samples, in a thread, the RSS of every process of one session.
+
+    Per phase (`phase("text")`): each process's peak RSS, and the peak of the
+    whole stack, summed as RSS (counts shared pages once per process, so an
+    upper bound) and as PSS (shared pages split between their users, the
+    honest sum). `timeline` keeps (seconds, RSS sum, {label: count}) for
+    counting replicas over time. Processes whose label starts with one of
+    `exclude` (a benchmark's own helper deployment) are listed but left out
+    of the sums.
+    """
+
+    def __init__(
+        self, sid: int, interval_s: float = 1.0, exclude: tuple[str, ...] = ()
+    ) -> None:
+        self.sid = sid
+        self.exclude = exclude
+        self.interval_s = interval_s
+        self.current = "start"
+        self.phases: dict[str, dict[str, Any]] = {}
+        self.timeline: list[tuple[float, float, dict[str, int]]] = []
+        self.t0 = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._procs: dict[int, psutil.Process] = {}
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def phase(self, name: str) -> None:
+        self.current = name
+
+    def _members(self) -> list[psutil.Process]:
+        alive: dict[int, psutil.Process] = {}
+        for pid in psutil.pids():
+            try:
+                if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                    continue
+                if os.getsid(pid) != self.sid:
+                    continue
+            except (psutil.Error, OSError):
+                continue
+            alive[pid] = self._procs.get(pid) or psutil.Process(pid)
+        self._procs = alive
+        return list(alive.values())
+
+    def sample(self) -> None:
+        rss_sum = pss_sum = 0
+        counts: dict[str, int] = {}
+        phase = self.phases.setdefault(
+            self.current, {"peak_rss_sum": 0, "peak_pss_sum": 0, "processes": {}}
+        )
+        for proc in self._members():
+            try:
+                label = process_label(proc)
+                mem = proc.memory_full_info()
+            except (psutil.Error, OSError):
+                continue
+            if not (self.exclude and label.startswith(self.exclude)):
+                rss_sum += mem.rss
+                pss_sum += getattr(mem, "pss", mem.rss)
+            counts[label] = counts.get(label, 0) + 1
+            key = f"{label} [{proc.pid}]"
+            peak = phase["processes"].get(key, 0)
+            phase["processes"][key] = max(peak, mem.rss)
+        phase["peak_rss_sum"] = max(phase["peak_rss_sum"], rss_sum)
+        phase["peak_pss_sum"] = max(phase["peak_pss_sum"], pss_sum)
+        self.timeline.append((time.monotonic() - self.t0, rss_sum, counts))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            start = time.monotonic()
+            try:
+                self.sample()
+            except Exception as exc:  # never kill the benchmark over a sample
+                log(f"memory sample failed: {exc}")
+            self._stop.wait(max(0.05, self.interval_s - (time.monotonic() - start)))
+
+    def report(self) -> dict[str, Any]:
+        """Per phase: GiB peaks, and the processes sorted by peak RSS."""
+        out: dict[str, Any] = {}
+        for name, p in self.phases.items():
+            procs = sorted(p["processes"].items(), key=lambda kv: -kv[1])
+            out[name] = {
+                "peak_rss_sum_gib": round(p["peak_rss_sum"] / GIB, 3),
+                "peak_pss_sum_gib": round(p["peak_pss_sum"] / GIB, 3),
+                "processes": [
+                    {"process": k, "peak_rss_gib": round(v / GIB, 3)} for k, v in procs
+                ],
+            }
+        return out
+
+
+def replica_counts(
+    timeline: list[tuple[float, float, dict[str, int]]], prefix: str
+) -> list[tuple[float, int]]:
+    """(seconds, live replica processes) whose label starts with `prefix`."""
+    return [
+        (t, sum(n for label, n in counts.items() if label.startswith(prefix)))
+        for t, _, counts in timeline
+    ]

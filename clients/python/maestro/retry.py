@@ -1,0 +1,145 @@
+"""Retrying UNAVAILABLE with exponential backoff, for idempotent calls only.
+
+UNAVAILABLE is what a call gets while the server cannot take it: a family's
+replica is being replaced (a node was lost, a rollout), the proxy is
+restarting, the connection dropped. Retrying is safe only when running the
+call twice gives the caller the same thing, so the clients retry:
+
+- always: `ListModels` and `Health` (reads);
+- unary generations with a `seed` (`generate_text`, `generate_image`,
+  `synthesize`): the same request and seed give the same output, so a retry
+  at worst computes it twice;
+- never: unseeded generations (a retry would return a different answer),
+  streams (messages already delivered would repeat) and `Compose`.
+
+A replica lost mid-call (its node went away) is retryable too: through
+HAProxy (Maestro's default ingress) the call ends UNAVAILABLE, while Ray's
+Python proxy answers INTERNAL with Ray's actor-death text ("The actor died
+...") in the details; `RetryPolicy.replica_lost` treats that INTERNAL as
+UNAVAILABLE. Maestro's own INTERNAL errors never carry that text.
+
+One deadline covers all attempts: a call with `timeout=30` gives up after
+30 s however many retries fit, so retrying never makes a call hang longer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import grpc
+
+__all__ = [
+    "NO_RETRY",
+    "RetryPolicy",
+    "acall_with_retry",
+    "call_with_retry",
+    "replica_lost",
+    "seeded_policy",
+]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How idempotent calls are retried; `MaestroClient(retry=...)`."""
+
+    attempts: int = 5  # tries in all, the first included
+    initial_backoff_s: float = 0.2
+    max_backoff_s: float = 3.0
+    multiplier: float = 2.0
+    codes: frozenset[grpc.StatusCode] = field(
+        default_factory=lambda: frozenset({grpc.StatusCode.UNAVAILABLE})
+    )
+    replica_lost: bool = True  # also Ray's INTERNAL for a replica that died
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError(f"attempts must be >= 1 (got {self.attempts})")
+
+    def backoff_s(self, retry: int) -> float:
+        """Sleep before retry number `retry` (0-based): full jitter."""
+        cap = min(self.max_backoff_s, self.initial_backoff_s * self.multiplier**retry)
+        return random.uniform(0, cap)
+
+    def should_retry(self, error: grpc.RpcError, attempt: int) -> bool:
+        if attempt + 1 >= self.attempts:
+            return False
+        code = error.code()  # type: ignore[attr-defined]
+        return code in self.codes or (self.replica_lost and replica_lost(error))
+
+
+NO_RETRY = RetryPolicy(attempts=1)
+# What Ray's ActorDiedError / ActorUnavailableError say (ray/exceptions.py and
+# the GCS's death causes, e.g. "The actor died because its node has died.").
+_REPLICA_LOST = (
+    "The actor died",
+    "The actor is dead",
+    "may or may not have been executed on the actor",
+)
+
+
+def replica_lost(error: grpc.RpcError) -> bool:
+    """An INTERNAL from Ray's proxy because the replica running the call died."""
+    if error.code() != grpc.StatusCode.INTERNAL:  # type: ignore[attr-defined]
+        return False
+    details = error.details() or ""  # type: ignore[attr-defined]
+    return any(marker in details for marker in _REPLICA_LOST)
+
+
+def seeded_policy(client: object, request: Any) -> RetryPolicy:
+    """The client's policy for a generation with a `seed`, else NO_RETRY."""
+    if request.HasField("seed"):
+        return getattr(client, "retry", NO_RETRY)
+    return NO_RETRY
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else deadline - time.monotonic()
+
+
+def call_with_retry(
+    call: Callable[[float | None], T], policy: RetryPolicy, timeout: float | None
+) -> T:
+    """`call(timeout)`, retried per `policy` within one overall `timeout`."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    attempt = 0
+    while True:
+        try:
+            return call(_remaining(deadline))
+        except grpc.RpcError as error:
+            pause = policy.backoff_s(attempt)
+            left = _remaining(deadline)
+            if not policy.should_retry(error, attempt) or (
+                left is not None and left <= pause
+            ):
+                raise
+        time.sleep(pause)
+        attempt += 1
+
+
+async def acall_with_retry(
+    call: Callable[[float | None], Awaitable[T]],
+    policy: RetryPolicy,
+    timeout: float | None,
+) -> T:
+    """The asyncio version of `call_with_retry`."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    attempt = 0
+    while True:
+        try:
+            return await call(_remaining(deadline))
+        except grpc.RpcError as error:
+            pause = policy.backoff_s(attempt)
+            left = _remaining(deadline)
+            if not policy.should_retry(error, attempt) or (
+                left is not None and left <= pause
+            ):
+                raise
+        await asyncio.sleep(pause)
+        attempt += 1

@@ -1,0 +1,101 @@
+"""The image family's engine span and metrics, observed from the deployment.
+
+The engine stays unaware of them: `watch_batches` wraps the batcher's run
+callback (batch size, images, denoising steps and steps per second, per
+pipeline call), and `request_span` wraps a request in an
+`image.engine.<op>` span carrying steps, size, image count and the size of
+the batch the request ran in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from deployments.engines.image_types import ImageRequest, ImageResult
+from deployments.errors import to_status
+from observability import metrics, tracing
+
+__all__ = ["BatchSizes", "request_span", "watch_batches"]
+
+_REMEMBERED = 1024  # batch sizes kept for requests not yet finished
+
+
+class BatchSizes:
+    """Images in the batch each recent request ran in, by request id."""
+
+    def __init__(self) -> None:
+        self._sizes: OrderedDict[str, int] = OrderedDict()
+
+    def note(self, request_id: str, images: int) -> None:
+        self._sizes[request_id] = images
+        while len(self._sizes) > _REMEMBERED:
+            self._sizes.popitem(last=False)
+
+    def pop(self, request_id: str) -> int | None:
+        return self._sizes.pop(request_id, None)
+
+
+def watch_batches(engine: Any) -> BatchSizes:
+    """Record every pipeline call of `engine`'s batcher; returns the sizes."""
+    sizes = BatchSizes()
+    batcher = engine.batcher
+    run: Callable[[list[Any]], Awaitable[None]] = batcher._run
+
+    async def run_observed(jobs: list[Any]) -> None:
+        live = [job for job in jobs if not getattr(job, "cancelled", False)]
+        images = sum(job.request.num_images for job in live)
+        started = time.monotonic()
+        await run(jobs)
+        if not live:
+            return
+        seconds = time.monotonic() - started
+        steps = live[0].request.steps
+        metrics.observe("maestro_image_batch_size", images)
+        metrics.inc("maestro_image_images", images)
+        metrics.inc("maestro_image_denoising_steps", steps)
+        if seconds > 0:
+            metrics.set_gauge("maestro_image_steps_per_second", steps / seconds)
+        for job in live:
+            sizes.note(job.request.request_id, images)
+
+    batcher._run = run_observed
+    return sizes
+
+
+@contextmanager
+def request_span(
+    op: str, request: ImageRequest, *, default_steps: int, batch_sizes: BatchSizes
+) -> Iterator[Callable[[ImageResult], None]]:
+    """The request's `image.engine.<op>` span; call the yielded with the result."""
+    span = tracing.start_span(
+        f"image.engine.{op}",
+        {
+            "maestro.image.steps": request.steps or default_steps,
+            "maestro.image.num_images": request.num_images or 1,
+        },
+    )
+
+    def on_result(result: ImageResult) -> None:
+        if result.images and span.is_recording():
+            first = result.images[0]
+            span.set_attribute("maestro.image.size", f"{first.width}x{first.height}")
+
+    code = "OK"
+    try:
+        yield on_result
+    except (asyncio.CancelledError, GeneratorExit):
+        code = "CANCELLED"
+        raise
+    except Exception as exc:
+        code = to_status(exc)[0].name
+        raise
+    finally:
+        batch = batch_sizes.pop(request.request_id)
+        if batch is not None and span.is_recording():
+            span.set_attribute("maestro.image.batch_size", batch)
+        tracing.end_span(span, code)
