@@ -7,14 +7,18 @@ once. A batch owns the pipeline for its whole run: it sets the scheduler and
 the adapter state (which adapters, which weights, or none) before it starts,
 so nothing of one batch's adapters reaches another's images.
 
-Cancellation is per row and by masking: diffusers keeps batch-shaped state
-through the denoising loop (multistep schedulers keep past model outputs per
-row, SDXL fixes its added conditioning before the loop, ancestral schedulers
-draw noise per generator), so rows cannot be removed mid-loop without
-surgery specific to each scheduler and pipeline. A cancelled request stops
-receiving progress at the next step and is answered at once by the engine;
-its rows finish with the batch and are thrown away. When every request of a
-batch is cancelled the pipeline is interrupted at the next step.
+Cancellation is per row. A cancelled request is answered at once by the
+engine and gets no more progress; at the next step-end callback its rows are
+cut out of the batch (latents, conditioning, scheduler history, generators:
+see `image_rows`), so every later UNet call runs on fewer rows and the other
+requests finish normally. Their images can differ from an uncancelled run in
+low-order bits only, as with any change of batch-mates: kernels are not
+batch-invariant. When every request of a batch is cancelled the batch is cut
+to one row and the pipeline is interrupted (diffusers' `_interrupt`), so only
+that row is decoded. Where rows cannot be cut safely (a pipeline or scheduler
+`image_rows` does not know, a UNet with a guidance embedding) the cancelled
+rows are masked instead: they compute until the batch ends and are thrown
+away; a batch whose requests are all cancelled is still interrupted.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from deployments.engines.image_rows import drop_rows, row_tensors
 from deployments.engines.image_types import ImageRequest
 
 __all__ = ["SCHEDULERS", "BatchKey", "ImageJob", "PipelineRunner", "batch_key"]
@@ -158,6 +163,10 @@ class PipelineRunner:
             }
         else:
             kwargs = {"width": first.width, "height": first.height}
+        # Jobs whose rows are still in the batch, in row order: the callback
+        # removes cancelled ones, unless `names` is None (masking instead).
+        live = list(jobs)
+        names = row_tensors(pipe)
         with torch.inference_mode():
             output = pipe(
                 prompt=[job.request.prompt for job, _ in rows],
@@ -166,18 +175,19 @@ class PipelineRunner:
                 guidance_scale=first.guidance_scale,
                 generator=generators,
                 output_type="np",
-                callback_on_step_end=self._step_callback(jobs),
-                callback_on_step_end_tensor_inputs=["latents"],
+                callback_on_step_end=self._step_callback(live, generators, names),
+                callback_on_step_end_tensor_inputs=names or ["latents"],
                 **kwargs,
             )
         pixels = (output.images * 255).round().clip(0, 255).astype(np.uint8)
-        results: list[list[np.ndarray] | None] = []
+        by_job: dict[ImageJob, list[np.ndarray]] = {}
         row = 0
-        for job in jobs:
+        for job in live:  # the rows left are the live jobs', in order
             n = job.request.num_images
-            results.append(None if job.cancelled else list(pixels[row : row + n]))
+            by_job[job] = list(pixels[row : row + n])
             row += n
-        return results
+        assert not live or row == len(pixels), (row, len(pixels))
+        return [None if job.cancelled else by_job.get(job) for job in jobs]
 
     def _scheduler(self, name: str) -> Any:
         import diffusers
@@ -199,31 +209,69 @@ class PipelineRunner:
         else:
             self.text2img.disable_lora()
 
-    def _step_callback(self, jobs: list[ImageJob]) -> Callable[..., dict[str, Any]]:
-        offsets = np.cumsum([0] + [job.request.num_images for job in jobs])
+    def _step_callback(
+        self, live: list[ImageJob], generators: list[Any], names: list[str] | None
+    ) -> Callable[..., dict[str, Any]]:
+        """Reports progress, then cuts cancelled jobs' rows out of `live`.
+
+        Cancellations are looked at after reporting, so one that arrives
+        while this step's progress goes out already spares the next step.
+        """
+        can_cut = names is not None
 
         def on_step_end(
             pipe: Any, i: int, t: Any, tensors: dict[str, Any]
         ) -> dict[str, Any]:
-            if all(job.cancelled for job in jobs):
+            nonlocal can_cut
+            self._report(live, pipe.num_timesteps, i + 1, tensors["latents"])
+            # One look per step: the event loop may cancel jobs meanwhile.
+            cancelled = [job.cancelled for job in live]
+            if not any(cancelled):
+                return tensors
+            if all(cancelled):
+                # Decode one row, not the batch, where rows can be cut.
+                if can_cut and drop_rows(pipe, tensors, [0], generators):
+                    live.clear()
                 pipe._interrupt = True  # diffusers' documented early stop
                 return tensors
-            total = pipe.num_timesteps
-            step = i + 1
-            latents = None
-            for k, job in enumerate(jobs):
-                if job.cancelled or not job.want_progress or job.on_step is None:
-                    continue
-                every = job.request.preview_every
-                previews: list[np.ndarray] = []
-                if every and step % every == 0 and step < total:
-                    if latents is None:
-                        latents = tensors["latents"].float().cpu().numpy()
-                    previews = self._previews(latents[offsets[k] : offsets[k + 1]])
-                job.on_step(step, total, previews)
+            if not can_cut:
+                return tensors  # masking: the rows finish and are thrown away
+            keep, row = [], 0
+            for job, gone in zip(live, cancelled, strict=True):
+                n = job.request.num_images
+                if not gone:
+                    keep.extend(range(row, row + n))
+                row += n
+            if drop_rows(pipe, tensors, keep, generators):
+                kept = zip(live, cancelled, strict=True)
+                live[:] = [job for job, gone in kept if not gone]
+            else:
+                logger.warning(
+                    "%s: batch rows not as expected; masking cancelled rows",
+                    type(pipe).__name__,
+                )
+                can_cut = False
             return tensors
 
         return on_step_end
+
+    def _report(
+        self, live: list[ImageJob], total: int, step: int, latents: Any
+    ) -> None:
+        """Progress (and previews when due) for each job still wanted."""
+        row, rows_np = 0, None
+        for job in live:
+            n = job.request.num_images
+            first, row = row, row + n
+            if job.cancelled or not job.want_progress or job.on_step is None:
+                continue
+            every = job.request.preview_every
+            previews: list[np.ndarray] = []
+            if every and step % every == 0 and step < total:
+                if rows_np is None:
+                    rows_np = latents.float().cpu().numpy()
+                previews = self._previews(rows_np[first:row])
+            job.on_step(step, total, previews)
 
     def _previews(self, latents: np.ndarray) -> list[np.ndarray]:
         """Cheap low-res RGB (1/vae-scale of the image size) from latents."""

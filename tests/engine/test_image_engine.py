@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 
+from deployments.engines import image_pipeline
 from deployments.engines.image import ImageEngine, ImageEngineConfig
-from deployments.engines.image_pipeline import SCHEDULERS
+from deployments.engines.image_pipeline import SCHEDULERS, ImageJob, PipelineRunner
 from deployments.engines.image_types import (
     ImageProgress,
     ImageRequest,
@@ -51,6 +56,14 @@ async def engine(demo_models: Path) -> AsyncIterator[ImageEngine]:
     await engine.start()
     yield engine
     await engine.shutdown()
+
+
+@pytest.fixture(scope="module")
+def init_png() -> bytes:
+    buffer = io.BytesIO()
+    gradient = np.linspace(0, 255, 64 * 64 * 3).reshape(64, 64, 3)
+    Image.fromarray(gradient.astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def _png(result: ImageResult, i: int = 0) -> bytes:
@@ -212,17 +225,252 @@ async def test_cancelling_one_request_lets_the_rest_of_its_batch_finish(
         engine.stream(ImageRequest(prompt=f"long {i}", seed=i, steps=40))
         for i in range(3)
     ]
-    firsts = await asyncio.gather(*(anext(s) for s in streams))  # all submitted
-    assert all(isinstance(f, ImageProgress) and f.step == 1 for f in firsts)
-    await streams[0].aclose()  # the client went away
-    results = []
-    for stream in streams[1:]:
-        steps = [e async for e in stream]
-        assert [e.step for e in steps[:-1]] == list(range(2, 41))
-        results.append(steps[-1])
+    with _unet_rows(engine) as rows:
+        firsts = await asyncio.gather(*(anext(s) for s in streams))  # submitted
+        assert all(isinstance(f, ImageProgress) and f.step == 1 for f in firsts)
+        await streams[0].aclose()  # the client went away
+        results = []
+        for stream in streams[1:]:
+            steps = [e async for e in stream]
+            assert [e.step for e in steps[:-1]] == list(range(2, 41))
+            results.append(steps[-1])
+    # Its rows left the batch at a step after the close: the rest ran on 2.
+    assert rows[0] == 6 and rows[-1] == 4 and sorted(set(rows)) == [4, 6]
     assert all(isinstance(r, ImageResult) and len(r.images) == 1 for r in results)
     assert engine.batcher.stats.batches == before_batches + 1  # one batch of 3
     assert engine.cancelled_requests == before_cancelled + 1
+
+
+@contextmanager
+def _unet_rows(where: ImageEngine | PipelineRunner) -> Iterator[list[int]]:
+    """Rows of every UNet call meanwhile (both pipelines share the UNet)."""
+    runner = where._runner if isinstance(where, ImageEngine) else where
+    assert runner is not None
+    rows: list[int] = []
+    hook = runner.text2img.unet.register_forward_hook(
+        lambda _m, args, _out: rows.append(args[0].shape[0])
+    )
+    try:
+        yield rows
+    finally:
+        hook.remove()
+
+
+def _cancel_at(jobs: list[ImageJob], cancel_at: dict[int, int]) -> list[list[int]]:
+    """Job k cancels itself when step `cancel_at[k]` is reported (on the
+    worker, so the point is exact); returns the steps each job is told."""
+    steps: list[list[int]] = [[] for _ in jobs]
+
+    def reporter(k: int, job: ImageJob) -> Any:
+        def on_step(step: int, total: int, previews: list[Any]) -> None:
+            steps[k].append(step)
+            if cancel_at.get(k) == step:
+                job.cancel()
+
+        return on_step
+
+    for k, job in enumerate(jobs):
+        job.on_step = reporter(k, job)
+    return steps
+
+
+async def _run_jobs(
+    engine: ImageEngine, requests: list[ImageRequest], cancel_at: dict[int, int]
+) -> tuple[list[Any], list[list[int]]]:
+    """Run `requests` as one batch on the engine's worker, straight through
+    the runner, cancelling as `_cancel_at` says. Pixels (None: cancelled) and
+    the steps each request was told about."""
+    assert engine._runner is not None
+    jobs = [await engine._prepare(r, want_progress=True) for r in requests]
+    steps = _cancel_at(jobs, cancel_at)
+    loop = asyncio.get_running_loop()
+    results = await loop.run_in_executor(engine._worker, engine._runner.run, jobs)
+    return results, steps
+
+
+def _close(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    # The survivors' later steps ran on fewer rows; CPU kernels are not
+    # batch-invariant, so low-order bits may move (seen: 0 or 1 level of 255).
+    return len(a) == len(b) and all(
+        np.abs(x.astype(int) - y.astype(int)).max() <= 2
+        for x, y in zip(a, b, strict=True)
+    )
+
+
+@pytest.mark.parametrize("img2img", [False, True], ids=["text2img", "img2img"])
+@pytest.mark.parametrize("scheduler", list(SCHEDULERS))
+async def test_a_cancelled_request_leaves_its_batch_at_the_next_step(
+    engine: ImageEngine, scheduler: str, img2img: bool, init_png: bytes
+) -> None:
+    # img2img at strength 0.75 starts the schedule part-way (3 of 4 steps).
+    extra: dict[str, Any] = {"init_image": init_png, "strength": 0.75}
+    requests = [
+        ImageRequest(
+            prompt=f"p{k}", seed=10 * k, steps=4, scheduler=scheduler, num_images=n
+        )
+        for k, n in enumerate([2, 1, 1])
+    ]
+    if img2img:
+        requests = [dataclasses.replace(r, **extra) for r in requests]
+    with _unet_rows(engine) as ref_rows:
+        reference, _ = await _run_jobs(engine, requests, {})
+    with _unet_rows(engine) as rows:
+        results, steps = await _run_jobs(engine, requests, {1: 1})
+    calls = len(ref_rows)
+    assert ref_rows == [2 * 4] * calls  # guidance: [negative; positive] rows
+    assert rows == [2 * 4] + [2 * 3] * (calls - 1)  # from step 2 on, 3 rows
+    assert results[1] is None and steps[1] == [1]
+    assert steps[0] == steps[2] == list(range(1, calls + 1))
+    assert _close(results[0], reference[0]) and _close(results[2], reference[2])
+    assert results[0][0].tolist() != results[0][1].tolist()  # rows stay apart
+
+
+async def test_requests_cancelled_at_different_steps_shrink_the_batch_each_time(
+    engine: ImageEngine,
+) -> None:
+    requests = [
+        ImageRequest(prompt=f"p{k}", seed=k, steps=4, guidance_scale=1.0, num_images=n)
+        for k, n in enumerate([2, 1, 2, 1])
+    ]
+    reference, _ = await _run_jobs(engine, requests, {})
+    with _unet_rows(engine) as rows:
+        results, _ = await _run_jobs(engine, requests, {0: 1, 2: 2})
+    assert rows == [6, 4, 2, 2]  # no guidance: one row per image
+    assert results[0] is None and results[2] is None
+    assert _close(results[1], reference[1]) and _close(results[3], reference[3])
+
+
+async def test_a_batch_whose_requests_are_all_cancelled_stops(
+    engine: ImageEngine,
+) -> None:
+    requests = [ImageRequest(prompt="x", seed=k, steps=6) for k in range(3)]
+    with _unet_rows(engine) as rows:
+        results, steps = await _run_jobs(engine, requests, {0: 1, 1: 1, 2: 2})
+    assert results == [None, None, None]
+    assert rows == [6, 2] and steps == [[1], [1], [1, 2]]
+
+
+async def test_pipelines_whose_rows_cannot_be_cut_mask_them(
+    engine: ImageEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requests = [ImageRequest(prompt="x", seed=k, steps=4) for k in range(2)]
+    reference, _ = await _run_jobs(engine, requests, {})
+    monkeypatch.setattr(image_pipeline, "row_tensors", lambda pipe: None)
+    with _unet_rows(engine) as rows:
+        results, steps = await _run_jobs(engine, requests, {0: 1})
+    assert rows == [4] * 4 and steps == [[1], [1, 2, 3, 4]]
+    assert results[0] is None and results[1] is not None
+    assert [a.tolist() for a in results[1]] == [a.tolist() for a in reference[1]]
+
+
+@pytest.fixture(scope="module")
+def sdxl_runner(demo_models: Path) -> PipelineRunner:
+    """A tiny random SDXL-architecture pipeline (two text encoders, text_time
+    conditioning) on the demo tokenizer: SDXL's own loop tensors, no download."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        AutoPipelineForImage2Image,
+        EulerDiscreteScheduler,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import (
+        CLIPTextConfig,
+        CLIPTextModel,
+        CLIPTextModelWithProjection,
+        PreTrainedTokenizerFast,
+    )
+
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(
+        demo_models / "image" / "tokenizer"
+    )
+    text = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 77,
+        "bos_token_id": 0,
+        "eos_token_id": 1,
+        "pad_token_id": 2,
+    }
+    blocks = {"block_out_channels": (32, 64), "norm_num_groups": 32}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        pipe = StableDiffusionXLPipeline(
+            vae=AutoencoderKL(
+                **blocks,
+                down_block_types=("DownEncoderBlock2D",) * 2,
+                up_block_types=("UpDecoderBlock2D",) * 2,
+                sample_size=64,
+            ),
+            text_encoder=CLIPTextModel(CLIPTextConfig(**text)),
+            text_encoder_2=CLIPTextModelWithProjection(
+                CLIPTextConfig(**text, projection_dim=32)
+            ),
+            tokenizer=tokenizer,
+            tokenizer_2=tokenizer,
+            unet=UNet2DConditionModel(
+                **blocks,
+                sample_size=32,
+                layers_per_block=1,
+                cross_attention_dim=64,  # both encoders' hidden states
+                attention_head_dim=(2, 4),
+                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+                addition_embed_type="text_time",
+                addition_time_embed_dim=8,
+                projection_class_embeddings_input_dim=6 * 8 + 32,
+            ),
+            scheduler=EulerDiscreteScheduler(
+                beta_schedule="scaled_linear", beta_end=0.012, steps_offset=1
+            ),
+        )
+    pipe.set_progress_bar_config(disable=True)
+    img2img = AutoPipelineForImage2Image.from_pipe(pipe)
+    img2img.set_progress_bar_config(disable=True)
+    return PipelineRunner(pipe, img2img, device="cpu")
+
+
+@pytest.mark.parametrize(
+    ("img2img", "scheduler"), [(False, "euler_a"), (True, "dpmpp_2m")]
+)
+def test_sdxl_batches_lose_cancelled_rows_too(
+    sdxl_runner: PipelineRunner, img2img: bool, scheduler: str, init_png: bytes
+) -> None:
+    init = Image.open(io.BytesIO(init_png)).convert("RGB") if img2img else None
+
+    def jobs() -> list[ImageJob]:
+        request = ImageRequest(
+            prompt="p",
+            width=64,
+            height=64,
+            steps=4,
+            guidance_scale=5.0,
+            scheduler=scheduler,
+            strength=0.75 if img2img else None,
+        )
+        return [
+            ImageJob(
+                request=dataclasses.replace(request, prompt=f"p{k}", num_images=n),
+                seed=10 * k,
+                init_image=init,
+                want_progress=True,
+            )
+            for k, n in enumerate([2, 1, 1])
+        ]
+
+    with _unet_rows(sdxl_runner) as ref_rows:
+        reference = sdxl_runner.run(jobs())
+    cut = jobs()
+    _cancel_at(cut, {1: 1})
+    with _unet_rows(sdxl_runner) as rows:
+        results = sdxl_runner.run(cut)
+    assert rows == [8] + [6] * (len(ref_rows) - 1) and set(ref_rows) == {8}
+    assert results[1] is None
+    assert _close(results[0], reference[0]) and _close(results[2], reference[2])
 
 
 async def test_cancelling_a_lone_request_frees_the_engine(engine: ImageEngine) -> None:
