@@ -15,6 +15,7 @@ step instead, so handle calls and child spans made in that step join it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import threading
@@ -38,6 +39,7 @@ __all__ = [
     "attached",
     "current_span",
     "end_span",
+    "ending",
     "span_processors",
     "start_span",
     "trace_id_of",
@@ -79,6 +81,24 @@ def end_span(span: Span, code_name: str, error: str = "") -> None:
         if code_name != "OK":
             span.set_status(Status(StatusCode.ERROR, error or code_name))
     span.end()
+
+
+@contextmanager
+def ending(span: Span) -> Iterator[None]:
+    """End `span` with the status of how the block ended (OK, CANCELLED, ...)."""
+    from deployments.errors import to_status
+
+    code = "OK"
+    try:
+        yield
+    except (asyncio.CancelledError, GeneratorExit):
+        code = "CANCELLED"
+        raise
+    except Exception as exc:
+        code = to_status(exc)[0].name
+        raise
+    finally:
+        end_span(span, code)
 
 
 def trace_id_of(span: Span) -> str:

@@ -99,6 +99,9 @@ class DynamicBatcher(Generic[T]):
         self.running = 0  # items in the batch being run
         self._recent: deque[int] = deque(maxlen=_HISTORY)
         self._free_since = 0.0  # when the last batch finished
+        # Called after each batch with its items and the seconds it ran
+        # (telemetry hooks in here; a listener must not raise or block).
+        self.listeners: list[Callable[[list[T], float], None]] = []
 
     @property
     def queued(self) -> int:
@@ -140,11 +143,14 @@ class DynamicBatcher(Generic[T]):
             self.stats.sizes[images] += 1
             self._recent.append(images)
             self.running = len(batch)
+            started = time.monotonic()
             try:
                 await self._run(batch)
             finally:
                 self.running = 0
                 self._free_since = time.monotonic()
+            for listener in self.listeners:
+                listener(batch, self._free_since - started)
 
     async def _collect(self) -> list[T]:
         """Wait until the head's batch is full or its wait is over; take it."""

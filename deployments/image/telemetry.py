@@ -1,23 +1,20 @@
 """The image family's engine span and metrics, observed from the deployment.
 
-The engine stays unaware of them: `watch_batches` wraps the batcher's run
-callback (batch size, images, denoising steps and steps per second, per
-pipeline call), and `request_span` wraps a request in an
+The engine stays unaware of them: `watch_batches` listens to the batcher
+(batch size, images, denoising steps and steps per second, per pipeline
+call), and `request_span` wraps a request in an
 `image.engine.<op>` span carrying steps, size, image count and the size of
 the batch the request ran in.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from deployments.engines.image_types import ImageRequest, ImageResult
-from deployments.errors import to_status
 from observability import metrics, tracing
 
 __all__ = ["BatchSizes", "request_span", "watch_batches"]
@@ -43,17 +40,12 @@ class BatchSizes:
 def watch_batches(engine: Any) -> BatchSizes:
     """Record every pipeline call of `engine`'s batcher; returns the sizes."""
     sizes = BatchSizes()
-    batcher = engine.batcher
-    run: Callable[[list[Any]], Awaitable[None]] = batcher._run
 
-    async def run_observed(jobs: list[Any]) -> None:
+    def record(jobs: list[Any], seconds: float) -> None:
         live = [job for job in jobs if not getattr(job, "cancelled", False)]
-        images = sum(job.request.num_images for job in live)
-        started = time.monotonic()
-        await run(jobs)
         if not live:
             return
-        seconds = time.monotonic() - started
+        images = sum(job.request.num_images for job in live)
         steps = live[0].request.steps
         metrics.observe("maestro_image_batch_size", images)
         metrics.inc("maestro_image_images", images)
@@ -63,7 +55,7 @@ def watch_batches(engine: Any) -> BatchSizes:
         for job in live:
             sizes.note(job.request.request_id, images)
 
-    batcher._run = run_observed
+    engine.batcher.listeners.append(record)
     return sizes
 
 
@@ -85,17 +77,10 @@ def request_span(
             first = result.images[0]
             span.set_attribute("maestro.image.size", f"{first.width}x{first.height}")
 
-    code = "OK"
-    try:
-        yield on_result
-    except (asyncio.CancelledError, GeneratorExit):
-        code = "CANCELLED"
-        raise
-    except Exception as exc:
-        code = to_status(exc)[0].name
-        raise
-    finally:
-        batch = batch_sizes.pop(request.request_id)
-        if batch is not None and span.is_recording():
-            span.set_attribute("maestro.image.batch_size", batch)
-        tracing.end_span(span, code)
+    with tracing.ending(span):
+        try:
+            yield on_result
+        finally:
+            batch = batch_sizes.pop(request.request_id)
+            if batch is not None and span.is_recording():
+                span.set_attribute("maestro.image.batch_size", batch)

@@ -7,14 +7,12 @@ first chunk (StreamSpeech), real-time factor and seconds of audio.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from deployments.engines.voice_text import split_segments
 from deployments.engines.voice_types import Speech, SpeechChunk, SpeechRequest
-from deployments.errors import to_status
 from observability import metrics, tracing
 
 __all__ = ["SpeechObserver", "request_span"]
@@ -53,22 +51,15 @@ def request_span(
         {"maestro.voice.segments": segments, "maestro.voice.chars": len(request.text)},
     )
     observer = SpeechObserver(segments)
-    code = "OK"
-    try:
-        yield observer
-    except (asyncio.CancelledError, GeneratorExit):
-        code = "CANCELLED"
-        raise
-    except Exception as exc:
-        code = to_status(exc)[0].name
-        raise
-    finally:
-        audio = observer.audio_seconds
-        if audio > 0:
-            rtf = (time.monotonic() - observer.started) / audio
-            metrics.inc("maestro_voice_audio_seconds", audio)
-            metrics.observe("maestro_voice_real_time_factor", rtf)
-            if span.is_recording():
-                span.set_attribute("maestro.voice.audio_seconds", audio)
-                span.set_attribute("maestro.voice.real_time_factor", rtf)
-        tracing.end_span(span, code)
+    with tracing.ending(span):
+        try:
+            yield observer
+        finally:
+            audio = observer.audio_seconds
+            if audio > 0:
+                rtf = (time.monotonic() - observer.started) / audio
+                metrics.inc("maestro_voice_audio_seconds", audio)
+                metrics.observe("maestro_voice_real_time_factor", rtf)
+                if span.is_recording():
+                    span.set_attribute("maestro.voice.audio_seconds", audio)
+                    span.set_attribute("maestro.voice.real_time_factor", rtf)

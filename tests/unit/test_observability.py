@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
 
+from deployments.engines.image_batcher import BatchingConfig, DynamicBatcher
 from deployments.engines.image_types import EncodedImage, ImageRequest, ImageResult
 from deployments.engines.text_types import TextDelta
 from deployments.engines.voice_types import AudioInfo, SpeechChunk, SpeechRequest
@@ -372,17 +373,20 @@ class _Job:
         self.cancelled = False
 
 
-class _Batcher:
+class _ImageEngine:
+    """The real batcher around a pipeline stand-in that records its batches."""
+
     def __init__(self) -> None:
         self.ran: list[list[_Job]] = []
+        self.batcher = DynamicBatcher(
+            self._run,
+            key=lambda job: job.request.steps,
+            size=lambda job: job.request.num_images,
+            config=BatchingConfig(max_batch_size=8, max_wait_ms=20),
+        )
 
     async def _run(self, jobs: list[_Job]) -> None:
         self.ran.append(jobs)
-
-
-class _ImageEngine:
-    def __init__(self) -> None:
-        self.batcher = _Batcher()
 
 
 async def test_image_batches_and_request_span(
@@ -391,8 +395,12 @@ async def test_image_batches_and_request_span(
     engine = _ImageEngine()
     sizes = watch_batches(engine)
     jobs = [_Job("a", 2, 4), _Job("b", 1, 4)]
-    await engine.batcher._run(jobs)
-    assert engine.batcher.ran == [jobs]  # the engine's own callback still runs
+    for job in jobs:
+        engine.batcher.submit(job)
+    while not engine.ran or engine.batcher.running:
+        await asyncio.sleep(0.01)
+    await engine.batcher.close()
+    assert engine.ran == [jobs]  # one batch, and the engine's own callback ran
     assert recorded.values["maestro_image_batch_size"][0][0] == 3
     assert recorded.total("maestro_image_images") == 3
     assert recorded.total("maestro_image_denoising_steps") == 4
