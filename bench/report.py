@@ -563,7 +563,9 @@ class Report:
             "",
             "## Memory",
             "",
-            "Sampled once a second (psutil) over every process of the stack "
+            "RSS sampled once a second (psutil) and PSS at the end of each phase "
+            "(reading PSS stalls the process read, so never during a "
+            "measurement) over every process of the stack "
             f"(applications: {', '.join(mem['applications'])}): Ray's GCS, "
             "raylet, HAProxy, controller, each replica, vLLM's engine core. Whole "
             "stack = sum over processes: RSS sum (shared pages counted in each "

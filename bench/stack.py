@@ -132,7 +132,14 @@ class MemorySampler:
     whole stack, summed as RSS (counts shared pages once per process, so an
     upper bound) and as PSS (shared pages split between their users, the
     honest sum). `timeline` keeps (seconds, RSS sum, {label: count}) for
-    counting replicas over time. Processes whose label starts with one of
+    counting replicas over time.
+
+    RSS comes from /proc/PID/statm every interval (cheap). PSS needs
+    /proc/PID/smaps_rollup, which walks the process's page tables under its
+    memory-map lock and stalls it meanwhile (measured here: a once-a-second
+    PSS sample turned Maestro's paced text streams into bursts and cut its
+    throughput by a third), so PSS is sampled only at the end of each phase
+    (between measurements). Processes whose label starts with one of
     `exclude` (a benchmark's own helper deployment) are listed but left out
     of the sums.
     """
@@ -158,8 +165,11 @@ class MemorySampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+        self.sample(full=True)
 
     def phase(self, name: str) -> None:
+        """Start phase `name`; the previous one ends with a PSS sample."""
+        self.sample(full=True)
         self.current = name
 
     def _members(self) -> list[psutil.Process]:
@@ -176,7 +186,8 @@ class MemorySampler:
         self._procs = alive
         return list(alive.values())
 
-    def sample(self) -> None:
+    def sample(self, full: bool = False) -> None:
+        """One sample of every process: RSS, and PSS too when `full`."""
         rss_sum = pss_sum = 0
         counts: dict[str, int] = {}
         phase = self.phases.setdefault(
@@ -185,12 +196,12 @@ class MemorySampler:
         for proc in self._members():
             try:
                 label = process_label(proc)
-                mem = proc.memory_full_info()
+                mem = proc.memory_full_info() if full else proc.memory_info()
             except (psutil.Error, OSError):
                 continue
             if not (self.exclude and label.startswith(self.exclude)):
                 rss_sum += mem.rss
-                pss_sum += getattr(mem, "pss", mem.rss)
+                pss_sum += getattr(mem, "pss", 0)
             counts[label] = counts.get(label, 0) + 1
             key = f"{label} [{proc.pid}]"
             peak = phase["processes"].get(key, 0)
