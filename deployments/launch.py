@@ -28,6 +28,7 @@ __all__ = [
     "command",
     "serve_run",
     "environment",
+    "free_port",
     "main",
     "side_by_side_environment",
 ]
@@ -66,22 +67,37 @@ def side_by_side_environment(base: Mapping[str, str] | None = None) -> dict[str,
     """
     env = environment(base)
     env.pop("RAY_ADDRESS", None)  # always a fresh local Ray, never someone's
-    env.setdefault("RAY_SERVE_HAPROXY_METRICS_PORT", str(_free_port()))
-    env.setdefault("RAY_SERVE_HAPROXY_STATS_PORT", str(_free_port()))
-    offset = random.randrange(0, 40) * 200
-    for kind, low in (("HTTP", 32000 + offset), ("GRPC", 42000 + offset)):
+    env.setdefault("RAY_SERVE_HAPROXY_METRICS_PORT", str(free_port()))
+    env.setdefault("RAY_SERVE_HAPROXY_STATS_PORT", str(free_port()))
+    offset = random.randrange(_INGRESS_SLICES) * 100
+    for kind, low in (("HTTP", 24000 + offset), ("GRPC", 28000 + offset)):
         env.setdefault(f"RAY_SERVE_DIRECT_INGRESS_MIN_{kind}_PORT", str(low))
-        env.setdefault(f"RAY_SERVE_DIRECT_INGRESS_MAX_{kind}_PORT", str(low + 199))
+        env.setdefault(f"RAY_SERVE_DIRECT_INGRESS_MAX_{kind}_PORT", str(low + 99))
     env.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "2")
-    env.setdefault(METRICS_PORT_VAR, str(_free_port()))
-    env.setdefault(DASHBOARD_PORT_VAR, str(_free_port()))
+    env.setdefault(METRICS_PORT_VAR, str(free_port()))
+    env.setdefault(DASHBOARD_PORT_VAR, str(free_port()))
     return env
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# Ports a side-by-side stack listens on come from below Linux's ephemeral
+# range (32768-60999 by default) and above Ray's worker ports (10002-19999):
+# a port taken from the ephemeral range can be grabbed a moment later as the
+# local end of one of the many connections Ray opens while it starts, and
+# HAProxy then fails to bind it ("Address already in use").
+_LISTEN_PORTS = range(20000, 24000)
+_INGRESS_SLICES = 40  # replica port slices of 100: HTTP 24000.., gRPC 28000..
+
+
+def free_port() -> int:
+    """A port nobody listens on now, outside the ephemeral range."""
+    for port in random.sample(_LISTEN_PORTS, 64):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {_LISTEN_PORTS}")
 
 
 def command(config: str | Path) -> list[str]:

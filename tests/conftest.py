@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
+
+from deployments.launch import free_port
+
+__all__ = ["DEMO", "ROOT", "free_port"]
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "models" / "demo"
@@ -19,9 +22,3 @@ def demo_models() -> Path:
     for name, build in FAMILIES.items():
         build(DEMO / name)
     return DEMO
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -65,15 +65,17 @@ def server(
     finally:
         # SIGINT: `serve run` tears down Serve and the Ray instance it started
         # (not other Ray instances on the machine); KILL whatever outlives it.
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        # The group may be gone already (a stack that failed to start).
+        for sig in (signal.SIGINT, signal.SIGKILL):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            if sig == signal.SIGINT:
+                try:
+                    proc.wait(timeout=90)
+                except subprocess.TimeoutExpired:
+                    pass
 
 
 def _wait_until_serving(target: str, proc: subprocess.Popen[bytes], log: Path) -> None:
