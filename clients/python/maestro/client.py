@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from contextlib import aclosing
 from typing import Any, TypeVar
 
 import grpc
@@ -23,6 +24,7 @@ from maestro.retry import (
     call_with_retry,
     seeded_policy,
 )
+from maestro.streams import aserver_stream, server_stream
 from maestro.studio_client import AsyncStudioMethods, StudioMethods
 from maestro.v1 import models_pb2, models_pb2_grpc, text_pb2, text_pb2_grpc
 from maestro.voice_client import AsyncVoiceMethods, VoiceMethods
@@ -212,12 +214,7 @@ class MaestroClient(ImageMethods, VoiceMethods, StudioMethods):
         call = self._text.StreamText(
             request, timeout=self._deadline(timeout), metadata=_route("text")
         )
-        try:
-            yield from call
-        except grpc.RpcError as error:
-            raise MaestroRpcError.from_rpc_error(error) from None
-        finally:
-            call.cancel()
+        yield from server_stream(call)
 
     def list_models(
         self, families: Iterable[str] = FAMILIES
@@ -319,13 +316,10 @@ class AsyncMaestroClient(AsyncImageMethods, AsyncVoiceMethods, AsyncStudioMethod
         call = self._text.StreamText(
             request, timeout=self._deadline(timeout), metadata=_route("text")
         )
-        try:
-            async for message in call:
+        # aclosing: an early close of this stream cancels the call at once.
+        async with aclosing(aserver_stream(call)) as messages:
+            async for message in messages:
                 yield message
-        except grpc.RpcError as error:
-            raise MaestroRpcError.from_rpc_error(error) from None
-        finally:
-            call.cancel()
 
     async def list_models(
         self, families: Iterable[str] = FAMILIES

@@ -9,11 +9,14 @@ proto fields; two conveniences: `loras` takes `{"name": weight}` or
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from contextlib import aclosing
 from typing import Any, TypeVar
 
 import grpc
 
 from maestro.retry import acall_with_retry, call_with_retry, seeded_policy
+from maestro.streams import aserver_stream, server_stream
+from maestro.streams import rpc_error as _error
 from maestro.v1 import image_pb2, image_pb2_grpc
 
 __all__ = ["AsyncImageMethods", "ImageMethods", "LoraSpec", "image_request"]
@@ -39,13 +42,6 @@ def image_request(
     pairs = loras.items() if isinstance(loras, Mapping) else (loras or ())
     adapters = [image_pb2.LoraWeight(name=n, weight=w) for n, w in pairs]
     return cls(prompt=prompt, loras=adapters, **fields)
-
-
-def _error(error: grpc.RpcError) -> Exception:
-    # Imported here: maestro.client imports this module for its classes.
-    from maestro.client import MaestroRpcError
-
-    return MaestroRpcError.from_rpc_error(error)
 
 
 class ImageMethods:
@@ -100,12 +96,7 @@ class ImageMethods:
         call = self._image().StreamImage(
             request, timeout=self._deadline(timeout), metadata=_ROUTE
         )
-        try:
-            yield from call
-        except grpc.RpcError as error:
-            raise _error(error) from None
-        finally:
-            call.cancel()
+        yield from server_stream(call)
 
 
 class AsyncImageMethods:
@@ -158,10 +149,7 @@ class AsyncImageMethods:
         call = self._image().StreamImage(
             request, timeout=self._deadline(timeout), metadata=_ROUTE
         )
-        try:
-            async for message in call:
+        # aclosing: an early close of this stream cancels the call at once.
+        async with aclosing(aserver_stream(call)) as messages:
+            async for message in messages:
                 yield message
-        except grpc.RpcError as error:
-            raise _error(error) from None
-        finally:
-            call.cancel()

@@ -10,10 +10,12 @@ call, and the server cancels every text, image and voice call it started.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 from typing import Any
 
 import grpc
 
+from maestro.streams import aserver_stream, server_stream
 from maestro.v1 import image_pb2, studio_pb2, studio_pb2_grpc, voice_pb2
 
 __all__ = ["AsyncStudioMethods", "StudioMethods", "compose_request"]
@@ -94,13 +96,6 @@ def compose_request(
     )
 
 
-def _error(error: grpc.RpcError) -> Exception:
-    # Imported here: maestro.client imports this module for its classes.
-    from maestro.client import MaestroRpcError
-
-    return MaestroRpcError.from_rpc_error(error)
-
-
 class StudioMethods:
     """Blocking StudioService calls."""
 
@@ -124,12 +119,7 @@ class StudioMethods:
             timeout=self._deadline(timeout),
             metadata=_ROUTE,
         )
-        try:
-            yield from call
-        except grpc.RpcError as error:
-            raise _error(error) from None
-        finally:
-            call.cancel()
+        yield from server_stream(call)
 
 
 class AsyncStudioMethods:
@@ -154,10 +144,7 @@ class AsyncStudioMethods:
             timeout=self._deadline(timeout),
             metadata=_ROUTE,
         )
-        try:
-            async for message in call:
+        # aclosing: an early close of this stream cancels the call at once.
+        async with aclosing(aserver_stream(call)) as messages:
+            async for message in messages:
                 yield message
-        except grpc.RpcError as error:
-            raise _error(error) from None
-        finally:
-            call.cancel()

@@ -8,12 +8,15 @@ or an `AudioFormat` value; `format_for_path` picks it from a file name.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 
 from maestro.retry import acall_with_retry, call_with_retry, seeded_policy
+from maestro.streams import aserver_stream, server_stream
+from maestro.streams import rpc_error as _error
 from maestro.v1 import voice_pb2, voice_pb2_grpc
 
 __all__ = [
@@ -67,13 +70,6 @@ def speech_request(
         **params,
     }
     return cls(text=text, **{k: v for k, v in fields.items() if v is not None})
-
-
-def _error(error: grpc.RpcError) -> Exception:
-    # Imported here: maestro.client imports this module for its classes.
-    from maestro.client import MaestroRpcError
-
-    return MaestroRpcError.from_rpc_error(error)
 
 
 class VoiceMethods:
@@ -144,12 +140,7 @@ class VoiceMethods:
         call = self._voice().StreamSpeech(
             request, timeout=self._deadline(timeout), metadata=_ROUTE
         )
-        try:
-            yield from call
-        except grpc.RpcError as error:
-            raise _error(error) from None
-        finally:
-            call.cancel()
+        yield from server_stream(call)
 
 
 class AsyncVoiceMethods:
@@ -218,10 +209,7 @@ class AsyncVoiceMethods:
         call = self._voice().StreamSpeech(
             request, timeout=self._deadline(timeout), metadata=_ROUTE
         )
-        try:
-            async for message in call:
+        # aclosing: an early close of this stream cancels the call at once.
+        async with aclosing(aserver_stream(call)) as messages:
+            async for message in messages:
                 yield message
-        except grpc.RpcError as error:
-            raise _error(error) from None
-        finally:
-            call.cancel()
