@@ -213,8 +213,9 @@ def bench_engine(path: Path, args: argparse.Namespace, size: int, steps: int) ->
 
     import torch
 
-    from deployments.engines.image import ImageEngine, ImageEngineConfig
-    from deployments.engines.image_types import ImageRequest
+    from deployments.engines.image.config import ImageEngineConfig
+    from deployments.engines.image.engine import ImageEngine
+    from deployments.engines.image.types import ImageRequest
 
     gc.collect()  # the raw pipeline's weights go before the engine loads its own
     if args.device == "cuda":
@@ -261,7 +262,7 @@ def _encode_seconds(png: bytes) -> float:
     import numpy as np
     from PIL import Image
 
-    from deployments.engines.image_encoding import encode_image
+    from deployments.engines.image.encoding import encode_image
 
     pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
     return statistics.median(_time(lambda: encode_image(pixels, "png", 90), 5))

@@ -143,7 +143,7 @@ async def engine_sender(
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind
 
-    from deployments.engines.text import TextEngine
+    from deployments.engines.text.engine import TextEngine
     from deployments.text import resolve_config
 
     root = Path(__file__).resolve().parent.parent
@@ -166,7 +166,7 @@ async def engine_sender(
             trace.completion_tokens += len(choice.token_ids)
 
     async def close() -> None:
-        engine.shutdown()
+        await engine.shutdown()
 
     return send, close
 

@@ -71,8 +71,8 @@ def timed(run: Callable[[], tuple[float, float]], repeats: int) -> dict[str, flo
 
 
 def bench_engine(repeats: int) -> dict[str, Any]:
-    from deployments.engines.voice import VoiceEngine
-    from deployments.engines.voice_types import SpeechRequest
+    from deployments.engines.voice.engine import VoiceEngine
+    from deployments.engines.voice.types import SpeechRequest
     from deployments.voice import resolve_config
 
     config = resolve_config(voice_app_config()["args"]).engine
@@ -104,7 +104,7 @@ def bench_engine(repeats: int) -> dict[str, Any]:
         synth = await asyncio.to_thread(timed, whole, repeats)
         streamed = await asyncio.to_thread(timed, stream, repeats)
         speech = await engine.synthesize(request)
-        engine.shutdown()
+        await engine.shutdown()
         return {
             "whole_s": synth["total_s"],
             "first_chunk_s": streamed["first_s"],

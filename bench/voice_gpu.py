@@ -115,14 +115,14 @@ def bench_plain(path: Path, device: str, repeats: int) -> dict[str, float]:
 def bench_engine(
     path: Path, device: str, repeats: int, concurrency: int
 ) -> dict[str, float]:
-    from deployments.engines.voice import VoiceEngine, VoiceEngineConfig
-    from deployments.engines.voice_batcher import BatchingConfig
-    from deployments.engines.voice_types import SpeechRequest
+    from deployments.engines.voice.config import VoiceBatchingConfig, VoiceEngineConfig
+    from deployments.engines.voice.engine import VoiceEngine
+    from deployments.engines.voice.types import SpeechRequest
 
     config = VoiceEngineConfig(
         model=str(path),
         device=device,  # type: ignore[arg-type]
-        batching=BatchingConfig(max_batch_size=16, max_wait_ms=2),
+        batching=VoiceBatchingConfig(max_batch_size=16, max_wait_ms=2),
     )
 
     async def median(run: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
@@ -164,8 +164,8 @@ def bench_engine(
         firsts = [await first_chunk() for _ in range(WARMUP + repeats)]
         first_s = statistics.median(firsts[WARMUP:])
         many_s, many_audio = await median(together)
-        sizes = dict(engine.batcher.stats.batch_sizes)
-        engine.shutdown()
+        sizes = dict(engine.batcher.stats.sizes)
+        await engine.shutdown()
         import torch
 
         peak = torch.cuda.max_memory_allocated() if device == "cuda" else 0

@@ -1,38 +1,54 @@
-"""Maestro's one exception hierarchy and its one mapping to gRPC status codes.
+"""Maestro's one exception hierarchy, free of any transport.
 
-Engines raise these (they never import grpc); the ingress layer turns any
-exception into a status with `to_status`. Unknown exceptions become INTERNAL
-with a generic message: details go to the log, never onto the wire.
+Engines and deployments raise these; each carries a `kind` saying what went
+wrong in transport-neutral terms. `deployments.status` maps kinds (and Ray's
+wrapped errors) to gRPC status codes in one table; an HTTP table will sit
+beside it. Unknown exceptions become INTERNAL with a generic message: details
+go to the log, never onto the wire.
 """
 
 from __future__ import annotations
 
+import enum
 from typing import Any
-
-import grpc
 
 __all__ = [
     "Cancelled",
+    "ChildFailed",
+    "ErrorKind",
     "InvalidArgument",
     "MaestroError",
     "NotFound",
     "ResourceExhausted",
     "Unavailable",
     "Unimplemented",
-    "to_status",
 ]
+
+
+class ErrorKind(enum.Enum):
+    """What went wrong; named like the gRPC codes users already know."""
+
+    INVALID_ARGUMENT = "invalid_argument"  # the request is outside the limits
+    NOT_FOUND = "not_found"  # unknown model, adapter, voice
+    RESOURCE_EXHAUSTED = "resource_exhausted"  # over a limit: retry later
+    UNAVAILABLE = "unavailable"  # not ready, or a replica went away
+    UNIMPLEMENTED = "unimplemented"  # in the contract, not served yet
+    CANCELLED = "cancelled"  # aborted inside the engine
+    UNAUTHENTICATED = "unauthenticated"  # no key, or an unknown one
+    PERMISSION_DENIED = "permission_denied"  # a key outside its scopes
+    INTERNAL = "internal"  # a bug: details in the log only
 
 
 class MaestroError(Exception):
     """Base of every error Maestro reports to a client on purpose."""
 
-    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    kind: ErrorKind = ErrorKind.INTERNAL
 
 
 class InvalidArgument(MaestroError):
     """A request field is outside what the server accepts."""
 
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    kind = ErrorKind.INVALID_ARGUMENT
 
     def __init__(
         self, *, field: str, allowed: str, value: Any = None, reason: str = ""
@@ -52,48 +68,52 @@ class InvalidArgument(MaestroError):
 class NotFound(MaestroError):
     """A model, adapter or voice the request names does not exist here."""
 
-    code = grpc.StatusCode.NOT_FOUND
+    kind = ErrorKind.NOT_FOUND
 
-    def __init__(self, *, kind: str, name: str, available: list[str]) -> None:
-        self.kind, self.name, self.available = kind, name, available
+    def __init__(self, *, what: str, name: str, available: list[str]) -> None:
+        self.what, self.name, self.available = what, name, available
         super().__init__(
-            f"{kind} {name!r} not found; available: {', '.join(available) or 'none'}"
+            f"{what} {name!r} not found; available: {', '.join(available) or 'none'}"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        kwargs = {"kind": self.kind, "name": self.name, "available": self.available}
+        kwargs = {"what": self.what, "name": self.name, "available": self.available}
         return _rebuild, (type(self), kwargs, str(self))
 
 
 class ResourceExhausted(MaestroError):
     """The server is over a configured limit; retry later or send less."""
 
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    kind = ErrorKind.RESOURCE_EXHAUSTED
 
 
 class Unavailable(MaestroError):
     """The engine is not ready (still loading, or stopped)."""
 
-    code = grpc.StatusCode.UNAVAILABLE
+    kind = ErrorKind.UNAVAILABLE
 
 
 class Unimplemented(MaestroError):
     """The RPC belongs to the contract but is not served yet."""
 
-    code = grpc.StatusCode.UNIMPLEMENTED
+    kind = ErrorKind.UNIMPLEMENTED
 
 
 class Cancelled(MaestroError):
     """The request was aborted inside the engine."""
 
-    code = grpc.StatusCode.CANCELLED
+    kind = ErrorKind.CANCELLED
 
 
-def to_status(exc: BaseException) -> tuple[grpc.StatusCode, str]:
-    """The status code and client-safe details for any exception."""
-    if isinstance(exc, MaestroError):
-        return exc.code, str(exc)
-    return grpc.StatusCode.INTERNAL, "internal error; see the server log"
+class ChildFailed(MaestroError):
+    """A call to another family failed; carries that family's error kind."""
+
+    def __init__(self, kind: ErrorKind, message: str) -> None:
+        self.kind = kind
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.kind, str(self))
 
 
 def _rebuild(cls: type[MaestroError], kwargs: dict[str, Any], text: str) -> Any:

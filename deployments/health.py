@@ -17,5 +17,5 @@ def health_response(
 ) -> health_pb2.HealthCheckResponse:
     """SERVING once the engine is ready; "" asks about the whole application."""
     if request.service and request.service not in services:
-        raise NotFound(kind="service", name=request.service, available=list(services))
+        raise NotFound(what="service", name=request.service, available=list(services))
     return health_pb2.HealthCheckResponse(status=_SERVING if ready else _NOT_SERVING)

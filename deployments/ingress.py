@@ -26,7 +26,8 @@ from typing import Any, Protocol, TypeVar
 
 import grpc
 
-from deployments.errors import MaestroError, to_status
+from deployments.errors import MaestroError
+from deployments.status import to_status
 from observability import metrics, tracing
 
 __all__ = [

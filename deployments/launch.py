@@ -23,6 +23,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from maestro import envs
+
 __all__ = [
     "RAY_SERVE_ENV",
     "command",
@@ -33,16 +35,15 @@ __all__ = [
     "side_by_side_environment",
 ]
 
+# Ray Serve switches Maestro sets for every stack (declared, with why, in
+# maestro.envs): HAProxy on the gRPC port makes a streamed message cost
+# ~0.05 ms of CPU instead of ~1 ms through Ray's Python proxy actor; on 2
+# cores that is the difference between 0.6x and ~1x vLLM's own server.
 RAY_SERVE_ENV = {
-    # HAProxy on the gRPC port routes each call by its `application` key
-    # straight to the ingress replica of that application, which serves gRPC
-    # itself. A streamed message then costs ~0.05 ms of CPU instead of ~1 ms
-    # through Ray's Python proxy actor; on 2 cores that is the difference
-    # between 0.6x and ~1x vLLM's own server (bench/README.md).
-    "RAY_SERVE_ENABLE_HA_PROXY": "1",
+    envs.RAY_SERVE_ENABLE_HA_PROXY.name: str(envs.RAY_SERVE_ENABLE_HA_PROXY.default),
 }
-METRICS_PORT_VAR = "MAESTRO_METRICS_EXPORT_PORT"
-DASHBOARD_PORT_VAR = "MAESTRO_DASHBOARD_PORT"
+METRICS_PORT_VAR = envs.MAESTRO_METRICS_EXPORT_PORT.name
+DASHBOARD_PORT_VAR = envs.MAESTRO_DASHBOARD_PORT.name
 
 
 def environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -66,14 +67,15 @@ def side_by_side_environment(base: Mapping[str, str] | None = None) -> dict[str,
     without the 30 s drain a production rollout wants.
     """
     env = environment(base)
-    env.pop("RAY_ADDRESS", None)  # always a fresh local Ray, never someone's
-    env.setdefault("RAY_SERVE_HAPROXY_METRICS_PORT", str(free_port()))
-    env.setdefault("RAY_SERVE_HAPROXY_STATS_PORT", str(free_port()))
+    env.pop(envs.RAY_ADDRESS.name, None)  # always a fresh local Ray
+    env.setdefault(envs.RAY_SERVE_HAPROXY_METRICS_PORT.name, str(free_port()))
+    env.setdefault(envs.RAY_SERVE_HAPROXY_STATS_PORT.name, str(free_port()))
     offset = random.randrange(_INGRESS_SLICES) * 100
+    ranges = envs.RAY_SERVE_DIRECT_INGRESS_PORT_RANGES
     for kind, low in (("HTTP", 24000 + offset), ("GRPC", 28000 + offset)):
-        env.setdefault(f"RAY_SERVE_DIRECT_INGRESS_MIN_{kind}_PORT", str(low))
-        env.setdefault(f"RAY_SERVE_DIRECT_INGRESS_MAX_{kind}_PORT", str(low + 99))
-    env.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "2")
+        env.setdefault(ranges[kind, "MIN"].name, str(low))
+        env.setdefault(ranges[kind, "MAX"].name, str(low + 99))
+    env.setdefault(envs.RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S.name, "2")
     env.setdefault(METRICS_PORT_VAR, str(free_port()))
     env.setdefault(DASHBOARD_PORT_VAR, str(free_port()))
     return env
@@ -115,8 +117,10 @@ def serve_run(config: str | Path) -> None:
     # Before Ray is imported: Ray reads these at import, in this process and
     # in every proxy and replica it starts (they inherit the environment).
     os.environ.update(tracing_environment(settings.tracing))
-    metrics_port = int(os.environ.get(METRICS_PORT_VAR, settings.metrics_export_port))
-    dashboard_port = int(os.environ.get(DASHBOARD_PORT_VAR, settings.dashboard_port))
+    metrics_port = (
+        envs.MAESTRO_METRICS_EXPORT_PORT.get() or settings.metrics_export_port
+    )
+    dashboard_port = envs.MAESTRO_DASHBOARD_PORT.get() or settings.dashboard_port
 
     import ray
     from ray.serve._private.constants import SERVE_NAMESPACE

@@ -16,6 +16,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from maestro import envs
+
 __all__ = [
     "EXPORTER_IMPORT_PATH",
     "ObservabilityConfig",
@@ -111,11 +113,11 @@ def tracing_environment(tracing: TracingSettings) -> dict[str, str]:
     """Environment for Ray's proxy and replicas (and the exporter they import)."""
     if not tracing.enabled:
         # Ray treats an empty exporter path as "tracing off".
-        return {"RAY_SERVE_TRACING_EXPORTER_IMPORT_PATH": ""}
+        return {envs.RAY_SERVE_TRACING_EXPORTER_IMPORT_PATH.name: ""}
     return {
-        "RAY_SERVE_TRACING_EXPORTER_IMPORT_PATH": EXPORTER_IMPORT_PATH,
-        "RAY_SERVE_TRACING_SAMPLING_RATIO": repr(tracing.sampling_ratio),
-        "MAESTRO_TRACING_EXPORTER": tracing.exporter,
-        "MAESTRO_TRACING_ENDPOINT": tracing.endpoint,
-        "MAESTRO_TRACING_FILE": str(tracing.file_path()),
+        envs.RAY_SERVE_TRACING_EXPORTER_IMPORT_PATH.name: EXPORTER_IMPORT_PATH,
+        envs.RAY_SERVE_TRACING_SAMPLING_RATIO.name: repr(tracing.sampling_ratio),
+        envs.MAESTRO_TRACING_EXPORTER.name: tracing.exporter,
+        envs.MAESTRO_TRACING_ENDPOINT.name: tracing.endpoint,
+        envs.MAESTRO_TRACING_FILE.name: str(tracing.file_path()),
     }

@@ -15,7 +15,6 @@ step instead, so handle calls and child spans made in that step join it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import threading
@@ -34,12 +33,13 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace import Span, Status, StatusCode
 
+from maestro import envs
+
 __all__ = [
     "JsonLinesSpanExporter",
     "attached",
     "current_span",
     "end_span",
-    "ending",
     "span_processors",
     "start_span",
     "trace_id_of",
@@ -81,24 +81,6 @@ def end_span(span: Span, code_name: str, error: str = "") -> None:
         if code_name != "OK":
             span.set_status(Status(StatusCode.ERROR, error or code_name))
     span.end()
-
-
-@contextmanager
-def ending(span: Span) -> Iterator[None]:
-    """End `span` with the status of how the block ended (OK, CANCELLED, ...)."""
-    from deployments.errors import to_status
-
-    code = "OK"
-    try:
-        yield
-    except (asyncio.CancelledError, GeneratorExit):
-        code = "CANCELLED"
-        raise
-    except Exception as exc:
-        code = to_status(exc)[0].name
-        raise
-    finally:
-        end_span(span, code)
 
 
 def trace_id_of(span: Span) -> str:
@@ -163,8 +145,8 @@ def span_processors() -> list[Any]:
     Reads the MAESTRO_TRACING_* variables `deployments.launch` derives from
     the `observability.tracing` block of serve_config.yaml.
     """
-    kind = os.environ.get("MAESTRO_TRACING_EXPORTER", "file")
-    endpoint = os.environ.get("MAESTRO_TRACING_ENDPOINT", "")
+    kind = envs.MAESTRO_TRACING_EXPORTER.get()
+    endpoint = envs.MAESTRO_TRACING_ENDPOINT.get()
     exporter: SpanExporter
     if kind == "otlp_grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
@@ -179,6 +161,6 @@ def span_processors() -> list[Any]:
 
         exporter = HttpExporter(endpoint=endpoint)
     else:
-        path = os.environ.get("MAESTRO_TRACING_FILE") or "logs/spans.jsonl"
+        path = envs.MAESTRO_TRACING_FILE.get()
         exporter = JsonLinesSpanExporter(path)
     return [BatchSpanProcessor(exporter, schedule_delay_millis=_BATCH_DELAY_MS)]

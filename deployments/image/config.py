@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployments.engines.image import ImageEngineConfig
+from deployments.engines.image.config import ImageEngineConfig
 
 __all__ = ["ImageAppConfig"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deployments.engines.image_types import (
+from deployments.engines.image.types import (
     EncodedImage,
     ImageProgress,
     ImageRequest,

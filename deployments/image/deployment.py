@@ -16,8 +16,8 @@ from typing import Any
 from ray import serve
 
 from deployments.engine_ingress import EngineIngress
-from deployments.engines.image import ImageEngine
-from deployments.engines.image_types import ImageRequest, ImageResult
+from deployments.engines.image.engine import ImageEngine
+from deployments.engines.image.types import ImageRequest, ImageResult
 from deployments.image.config import ImageAppConfig
 from deployments.image.converters import (
     to_engine_request,
@@ -27,7 +27,6 @@ from deployments.image.converters import (
 )
 from deployments.image.telemetry import request_span, watch_batches
 from deployments.ingress import stream_rpc, unary_rpc
-from deployments.placement import replica_placement
 from maestro.v1 import image_pb2, models_pb2
 
 __all__ = ["ImageDeployment"]
@@ -41,6 +40,7 @@ class ImageDeployment(EngineIngress):
     """Serves ImageService, ModelService and Health for the image family."""
 
     family = "image"
+    family_enum = models_pb2.FAMILY_IMAGE
     services = SERVICES
 
     async def __init__(self, config: dict[str, Any]) -> None:
@@ -92,23 +92,4 @@ class ImageDeployment(EngineIngress):
             request,
             default_steps=limits.default_steps if limits else 0,
             batch_sizes=self._batch_sizes,
-        )
-
-    @unary_rpc(models_pb2.ListModelsResponse)
-    async def ListModels(
-        self, request: models_pb2.ListModelsRequest, request_id: str
-    ) -> models_pb2.ListModelsResponse:
-        return models_pb2.ListModelsResponse(models=[self._model_info()])
-
-    def _model_info(self) -> models_pb2.ModelInfo:
-        engine = self.engine
-        return models_pb2.ModelInfo(
-            id=engine.config.served_id,
-            family=models_pb2.FAMILY_IMAGE,
-            engine=engine.engine_name,
-            device=engine.device,
-            ready=engine.ready,
-            status_message=engine.status_message,
-            limits=engine.limits_info(),
-            stats={**engine.stats(), **replica_placement()},
         )

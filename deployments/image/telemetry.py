@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from deployments.engines.image_types import ImageRequest, ImageResult
+from deployments.engines.image.types import ImageRequest, ImageResult
+from deployments.spans import ending
 from observability import metrics, tracing
 
 __all__ = ["BatchSizes", "request_span", "watch_batches"]
@@ -77,7 +78,7 @@ def request_span(
             first = result.images[0]
             span.set_attribute("maestro.image.size", f"{first.width}x{first.height}")
 
-    with tracing.ending(span):
+    with ending(span):
         try:
             yield on_result
         finally:

@@ -15,11 +15,7 @@ import asyncio
 import logging
 from typing import Any, Protocol
 
-import grpc
-
-from deployments.errors import MaestroError, to_status
-
-__all__ = ["ChildFailed", "Handle", "InFlight", "call_child", "child_status"]
+__all__ = ["Handle", "InFlight", "call_child"]
 
 logger = logging.getLogger("maestro.studio")
 
@@ -35,17 +31,6 @@ class Handle(Protocol):
     """A `DeploymentHandle` (or a test's fake): `handle.Method.remote(req)`."""
 
     def __getattr__(self, name: str) -> Any: ...
-
-
-class ChildFailed(MaestroError):
-    """A family call failed; carries that family's status code."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        self.code = code
-        super().__init__(message)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return type(self), (self.code, str(self))
 
 
 class InFlight:
@@ -90,35 +75,3 @@ def _cancel(response: Any) -> None:
         response.cancel()
     except Exception:  # best effort: the child may have just finished
         logger.debug("cancelling a child call failed", exc_info=True)
-
-
-def child_status(exc: BaseException) -> tuple[grpc.StatusCode, str]:
-    """The status code and client-safe message of a failed child call.
-
-    Ray hands the caller the family's exception wrapped in a `RayTaskError`
-    (whose text includes the remote traceback); the cause is the MaestroError
-    the family raised. Ray's own errors map to the codes the proxy would give.
-    """
-    from ray import exceptions as ray_exceptions
-    from ray.serve import exceptions as serve_exceptions
-
-    if isinstance(exc, ChildFailed):
-        return exc.code, str(exc)
-    if isinstance(exc, ray_exceptions.RayTaskError):
-        cause = exc.cause
-        if isinstance(cause, BaseException) and cause is not exc:
-            return child_status(cause)
-    if isinstance(exc, MaestroError):
-        return to_status(exc)
-    if isinstance(exc, serve_exceptions.BackPressureError):
-        return grpc.StatusCode.RESOURCE_EXHAUSTED, "family queue is full"
-    if isinstance(exc, serve_exceptions.RequestCancelledError | asyncio.CancelledError):
-        return grpc.StatusCode.CANCELLED, "cancelled"
-    if isinstance(exc, serve_exceptions.DeploymentUnavailableError):
-        return grpc.StatusCode.UNAVAILABLE, "family deployment unavailable"
-    if isinstance(
-        exc, ray_exceptions.ActorDiedError | ray_exceptions.ActorUnavailableError
-    ):
-        return grpc.StatusCode.UNAVAILABLE, "family replica unavailable"
-    logger.error("child call failed unexpectedly", exc_info=exc)
-    return grpc.StatusCode.INTERNAL, "internal error; see the server log"

@@ -21,16 +21,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import grpc
-
-from deployments.errors import InvalidArgument
-from deployments.studio.children import (
-    ChildFailed,
-    Handle,
-    InFlight,
-    call_child,
-    child_status,
-)
+from deployments.errors import ChildFailed, ErrorKind, InvalidArgument
+from deployments.status import classify
+from deployments.studio.children import Handle, InFlight, call_child
 from deployments.studio.config import StudioAppConfig
 from deployments.studio.plan import (
     PlanDraft,
@@ -181,9 +174,9 @@ class Studio:
                 status = "CANCELLED"
                 raise
             except Exception as exc:
-                code, message = child_status(exc)
-                status = code.name
-                raise ChildFailed(code, f"plan (text family): {message}") from None
+                kind, message = classify(exc)
+                status = kind.name
+                raise ChildFailed(kind, f"plan (text family): {message}") from None
             finally:
                 run.stages["plan"].record(start, time.monotonic())
                 tracing.end_span(span, status)
@@ -248,8 +241,8 @@ class Studio:
             status = "CANCELLED"
             raise
         except Exception as exc:
-            code, message = child_status(exc)
-            status = code.name
+            kind, message = classify(exc)
+            status = kind.name
             run.failed_scenes.add(index)
             metrics.inc("maestro_studio_scene_failures", stage=stage)
             logger.info(
@@ -257,12 +250,13 @@ class Studio:
                 run.request_id,
                 index,
                 stage,
-                code.name,
+                kind.name,
                 message,
+                exc_info=exc if kind is ErrorKind.INTERNAL else None,
             )
             return Event(
                 scene_error=studio_pb2.SceneError(
-                    scene=index, stage=stage, code=code.name, message=message
+                    scene=index, stage=stage, code=kind.name, message=message
                 )
             )
         finally:
@@ -359,7 +353,7 @@ def _internal_error(index: int, stage: str, message: str) -> Event:
         scene_error=studio_pb2.SceneError(
             scene=index,
             stage=stage,
-            code=grpc.StatusCode.INTERNAL.name,
+            code=ErrorKind.INTERNAL.name,
             message=message,
         )
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployments.engines.text import TextEngineConfig
+from deployments.engines.text.config import TextEngineConfig
 from deployments.streaming import StreamPacingConfig
 
 __all__ = ["TextAppConfig"]

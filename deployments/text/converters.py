@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deployments.engines.text_types import ChatTurn, TextDelta, TextRequest
+from deployments.engines.text.types import ChatTurn, TextDelta, TextRequest
 from maestro.v1 import text_pb2
 
 __all__ = ["to_engine_request", "to_generate_response", "to_stream_response"]

@@ -13,10 +13,9 @@ from typing import Any
 from ray import serve
 
 from deployments.engine_ingress import EngineIngress
-from deployments.engines.text import TextEngine
-from deployments.engines.text_types import TextDelta
+from deployments.engines.text.engine import TextEngine
+from deployments.engines.text.types import TextDelta
 from deployments.ingress import stream_rpc, unary_rpc
-from deployments.placement import replica_placement
 from deployments.streaming import MessagePacer, paced
 from deployments.text.config import TextAppConfig
 from deployments.text.converters import (
@@ -38,6 +37,7 @@ class TextDeployment(EngineIngress):
     """Serves TextService, ModelService and Health for the text family."""
 
     family = "text"
+    family_enum = models_pb2.FAMILY_TEXT
     services = SERVICES
 
     async def __init__(self, config: dict[str, Any]) -> None:
@@ -73,40 +73,10 @@ class TextDeployment(EngineIngress):
             async for delta in messages:
                 yield to_stream_response(delta, model=model, request_id=request_id)
 
+    def _ingress_stats(self) -> dict[str, str]:
+        return {"open_streams": str(self.pacer.open_streams)}
+
     def _observed(
         self, deltas: AsyncIterator[TextDelta], op: str
     ) -> AsyncIterator[TextDelta]:
         return observed(deltas, op=op, running=self.engine.num_unfinished_requests)
-
-    @unary_rpc(models_pb2.ListModelsResponse)
-    async def ListModels(
-        self, request: models_pb2.ListModelsRequest, request_id: str
-    ) -> models_pb2.ListModelsResponse:
-        return models_pb2.ListModelsResponse(models=[self._model_info()])
-
-    def _model_info(self) -> models_pb2.ModelInfo:
-        engine = self.engine
-        limits = engine.limits
-        return models_pb2.ModelInfo(
-            id=engine.config.served_id,
-            family=models_pb2.FAMILY_TEXT,
-            engine=engine.engine_name,
-            device=engine.device,
-            ready=engine.ready,
-            status_message=engine.status_message,
-            limits={}
-            if limits is None
-            else {
-                "max_model_len": str(limits.max_model_len),
-                "default_max_tokens": str(limits.default_max_tokens),
-                "max_stop_strings": str(limits.max_stop_strings),
-                "temperature": "0..2",
-                "top_p": "(0, 1]",
-                "structured_output": "json_schema, regex, choices",
-            },
-            stats={
-                "unfinished_requests": str(engine.num_unfinished_requests()),
-                "open_streams": str(self.pacer.open_streams),
-                **replica_placement(),
-            },
-        )

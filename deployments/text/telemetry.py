@@ -16,8 +16,8 @@ from contextlib import aclosing
 
 from opentelemetry.trace import Span
 
-from deployments.engines.text_types import TextDelta
-from deployments.errors import to_status
+from deployments.engines.text.types import TextDelta
+from deployments.status import code_name
 from observability import metrics, tracing
 
 __all__ = ["collect", "observed"]
@@ -52,7 +52,7 @@ async def observed(
         code = "OK" if final and final.finish_reason else "CANCELLED"
         raise
     except Exception as exc:
-        code = to_status(exc)[0].name
+        code = code_name(exc)
         raise
     finally:
         _record(span, final, started, first, last, code)

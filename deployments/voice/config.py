@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployments.engines.voice import VoiceEngineConfig
+from deployments.engines.voice.config import VoiceEngineConfig
 
 __all__ = ["VoiceAppConfig"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deployments.engines.voice_types import (
+from deployments.engines.voice.types import (
     AudioInfo,
     Speech,
     SpeechChunk,

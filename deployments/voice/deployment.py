@@ -15,10 +15,9 @@ from typing import Any
 from ray import serve
 
 from deployments.engine_ingress import EngineIngress
-from deployments.engines.voice import VoiceEngine
-from deployments.engines.voice_types import SpeechRequest
+from deployments.engines.voice.engine import VoiceEngine
+from deployments.engines.voice.types import SpeechRequest
 from deployments.ingress import stream_rpc, unary_rpc
-from deployments.placement import replica_placement
 from deployments.voice.config import VoiceAppConfig
 from deployments.voice.converters import (
     to_engine_request,
@@ -39,6 +38,7 @@ class VoiceDeployment(EngineIngress):
     """Serves VoiceService, ModelService and Health for the voice family."""
 
     family = "voice"
+    family_enum = models_pb2.FAMILY_VOICE
     services = SERVICES
 
     async def __init__(self, config: dict[str, Any]) -> None:
@@ -78,37 +78,4 @@ class VoiceDeployment(EngineIngress):
     ) -> AbstractContextManager[SpeechObserver]:
         return request_span(
             op, request, max_segment_chars=self.engine.config.max_segment_chars
-        )
-
-    @unary_rpc(models_pb2.ListModelsResponse)
-    async def ListModels(
-        self, request: models_pb2.ListModelsRequest, request_id: str
-    ) -> models_pb2.ListModelsResponse:
-        return models_pb2.ListModelsResponse(models=[self._model_info()])
-
-    def _model_info(self) -> models_pb2.ModelInfo:
-        engine = self.engine
-        limits = engine.limits
-        c = engine.config
-        return models_pb2.ModelInfo(
-            id=c.served_id,
-            family=models_pb2.FAMILY_VOICE,
-            engine=engine.engine_name,
-            device=engine.device,
-            ready=engine.ready,
-            status_message=engine.status_message,
-            limits={}
-            if limits is None
-            else {
-                "max_text_chars": str(limits.max_text_chars),
-                "max_segment_chars": str(c.max_segment_chars),
-                "speaking_rate": f"[{limits.min_speaking_rate}, "
-                f"{limits.max_speaking_rate}]",
-                "voices": ", ".join(limits.voices),
-                "default_voice": limits.voices[0],
-                "formats": ", ".join(limits.formats),
-                "sample_rate": str(limits.sample_rate),
-                "max_batch_size": str(c.batching.max_batch_size),
-            },
-            stats={**engine.stats(), **replica_placement()},
         )

@@ -11,8 +11,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from deployments.engines.voice_text import split_segments
-from deployments.engines.voice_types import Speech, SpeechChunk, SpeechRequest
+from deployments.engines.voice.segmentation import split_segments
+from deployments.engines.voice.types import Speech, SpeechChunk, SpeechRequest
+from deployments.spans import ending
 from observability import metrics, tracing
 
 __all__ = ["SpeechObserver", "request_span"]
@@ -51,7 +52,7 @@ def request_span(
         {"maestro.voice.segments": segments, "maestro.voice.chars": len(request.text)},
     )
     observer = SpeechObserver(segments)
-    with tracing.ending(span):
+    with ending(span):
         try:
             yield observer
         finally:

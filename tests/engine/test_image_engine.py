@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deployments.engines import image_pipeline
-from deployments.engines.image import ImageEngine, ImageEngineConfig
-from deployments.engines.image_pipeline import SCHEDULERS, ImageJob, PipelineRunner
-from deployments.engines.image_types import (
+from deployments.engines.image import pipeline as image_pipeline
+from deployments.engines.image.config import ImageEngineConfig
+from deployments.engines.image.engine import ImageEngine
+from deployments.engines.image.pipeline import SCHEDULERS, ImageJob, PipelineRunner
+from deployments.engines.image.types import (
     ImageProgress,
     ImageRequest,
     ImageResult,

@@ -11,8 +11,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from deployments.engines.text import TextEngine, TextEngineConfig
-from deployments.engines.text_types import ChatTurn, TextRequest
+from deployments.engines.text.config import TextEngineConfig
+from deployments.engines.text.engine import TextEngine
+from deployments.engines.text.types import ChatTurn, TextRequest
 from deployments.errors import InvalidArgument, NotFound
 
 pytestmark = pytest.mark.slow
@@ -51,7 +52,7 @@ async def engine(demo_models: Path) -> AsyncIterator[TextEngine]:
     )
     await engine.start()
     yield engine
-    engine.shutdown()
+    await engine.shutdown()
 
 
 async def test_generate_reports_text_usage_and_finish(engine: TextEngine) -> None:

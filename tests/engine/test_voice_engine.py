@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from deployments.engines.vits_batch import VitsRow, synthesize_rows
-from deployments.engines.voice import VoiceEngine, VoiceEngineConfig
-from deployments.engines.voice_batcher import BatchingConfig
-from deployments.engines.voice_types import SpeechRequest
+from deployments.engines.voice.config import VoiceBatchingConfig, VoiceEngineConfig
+from deployments.engines.voice.engine import VoiceEngine
+from deployments.engines.voice.types import SpeechRequest
+from deployments.engines.voice.vits_batch import VitsRow, synthesize_rows
 from deployments.errors import InvalidArgument, NotFound, Unavailable
 
 pytestmark = pytest.mark.slow
@@ -41,12 +41,12 @@ async def engine(demo_models: Path) -> AsyncIterator[VoiceEngine]:
     config = VoiceEngineConfig(
         model=str(demo_models / "voice"),
         model_id="demo-tts",
-        batching=BatchingConfig(max_batch_size=4, max_wait_ms=20),
+        batching=VoiceBatchingConfig(max_batch_size=4, max_wait_ms=20),
     )
     engine = VoiceEngine(config)
     await engine.start()
     yield engine
-    engine.shutdown()
+    await engine.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -156,9 +156,9 @@ async def test_concurrent_requests_batch_and_match_alone(engine: VoiceEngine) ->
         )
         for i in range(4)
     ]
-    before = dict(engine.batcher.stats.batch_sizes)
+    before = dict(engine.batcher.stats.sizes)
     together = await asyncio.gather(*(engine.synthesize(r) for r in requests))
-    sizes = engine.batcher.stats.batch_sizes
+    sizes = engine.batcher.stats.sizes
     assert any(sizes[k] > before.get(k, 0) for k in sizes if k > 1)
     for request, speech in zip(requests, together, strict=True):
         alone = await engine.synthesize(request)

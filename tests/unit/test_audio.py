@@ -9,7 +9,7 @@ import wave
 import numpy as np
 import pytest
 
-from deployments.engines.audio import encode, to_pcm16
+from deployments.engines.voice.audio import encode, to_pcm16
 
 RATE = 16_000
 

@@ -10,8 +10,8 @@ from deployments.errors import (
     ResourceExhausted,
     Unavailable,
     Unimplemented,
-    to_status,
 )
+from deployments.status import to_status
 
 
 def test_each_error_has_its_code() -> None:
@@ -19,7 +19,7 @@ def test_each_error_has_its_code() -> None:
         InvalidArgument(field="width", value=1000, allowed="64..2048"): (
             grpc.StatusCode.INVALID_ARGUMENT
         ),
-        NotFound(kind="model", name="x", available=["demo"]): grpc.StatusCode.NOT_FOUND,
+        NotFound(what="model", name="x", available=["demo"]): grpc.StatusCode.NOT_FOUND,
         ResourceExhausted("queue full"): grpc.StatusCode.RESOURCE_EXHAUSTED,
         Unavailable("loading"): grpc.StatusCode.UNAVAILABLE,
         Unimplemented("later"): grpc.StatusCode.UNIMPLEMENTED,
@@ -32,7 +32,7 @@ def test_messages_name_field_value_and_range() -> None:
     message = str(InvalidArgument(field="width", value=1000, allowed="64..2048"))
     assert message == "width (got 1000); allowed: 64..2048"
     assert "'x' not found; available: demo" in str(
-        NotFound(kind="model", name="x", available=["demo"])
+        NotFound(what="model", name="x", available=["demo"])
     )
 
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import torch
 
-from deployments.engines.image_pipeline import SCHEDULERS
-from deployments.engines.image_rows import (
+from deployments.engines.image.pipeline import SCHEDULERS
+from deployments.engines.image.rows import (
     PIPELINE_TENSORS,
     SCHEDULER_STATE,
     drop_rows,
@@ -26,7 +26,7 @@ SHAPE = (4, 8, 8)
 
 
 def _pipe(scheduler: Any, *, guided: bool = True, name: str = "") -> Any:
-    """A stand-in with the attributes `image_rows` reads, named as the real one."""
+    """A stand-in with the attributes `rows` reads, named as the real one."""
     cls = type(name or "StableDiffusionPipeline", (), {})
     pipe = cls()
     pipe.scheduler = scheduler

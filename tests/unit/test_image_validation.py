@@ -10,16 +10,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deployments.engines.image_batcher import BatchingConfig, DynamicBatcher
-from deployments.engines.image_encoding import decode_image, encode_image
-from deployments.engines.image_types import (
+from deployments.engines.batching import BatchingConfig, KeyedBatcher
+from deployments.engines.image.encoding import decode_image, encode_image
+from deployments.engines.image.types import (
     ImageLimits,
     ImageRequest,
     LoraChoice,
     resolve,
 )
-from deployments.errors import InvalidArgument, NotFound, to_status
+from deployments.errors import InvalidArgument, NotFound
 from deployments.image.converters import to_engine_request
+from deployments.status import to_status
 from maestro.v1 import image_pb2
 
 LIMITS = ImageLimits(
@@ -179,7 +180,7 @@ async def test_batcher_groups_compatible_items_up_to_the_limit() -> None:
         batches.append(items)
         await asyncio.sleep(0)
 
-    batcher: DynamicBatcher[str] = DynamicBatcher(
+    batcher: KeyedBatcher[str] = KeyedBatcher(
         run,
         key=lambda item: item[0],
         size=lambda item: 1,
@@ -202,7 +203,7 @@ async def test_batcher_waits_only_while_recent_load_says_more_will_come() -> Non
     async def run(items: list[int]) -> None:
         batches.append(items)
 
-    batcher: DynamicBatcher[int] = DynamicBatcher(
+    batcher: KeyedBatcher[int] = KeyedBatcher(
         run,
         key=lambda item: 0,
         size=lambda item: 1,

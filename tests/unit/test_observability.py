@@ -22,10 +22,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
 
-from deployments.engines.image_batcher import BatchingConfig, DynamicBatcher
-from deployments.engines.image_types import EncodedImage, ImageRequest, ImageResult
-from deployments.engines.text_types import TextDelta
-from deployments.engines.voice_types import AudioInfo, SpeechChunk, SpeechRequest
+from deployments.engines.batching import BatchingConfig, KeyedBatcher
+from deployments.engines.image.types import EncodedImage, ImageRequest, ImageResult
+from deployments.engines.text.types import TextDelta
+from deployments.engines.voice.types import AudioInfo, SpeechChunk, SpeechRequest
 from deployments.errors import InvalidArgument
 from deployments.image.telemetry import request_span as image_span
 from deployments.image.telemetry import watch_batches
@@ -378,7 +378,7 @@ class _ImageEngine:
 
     def __init__(self) -> None:
         self.ran: list[list[_Job]] = []
-        self.batcher = DynamicBatcher(
+        self.batcher = KeyedBatcher(
             self._run,
             key=lambda job: job.request.steps,
             size=lambda job: job.request.num_images,

@@ -25,9 +25,9 @@ from grpc_health.v1 import health_pb2
 from ray.exceptions import RayTaskError
 from ray.serve.exceptions import BackPressureError
 
-from deployments.errors import InvalidArgument, NotFound, to_status
+from deployments.errors import ChildFailed, ErrorKind, InvalidArgument, NotFound
+from deployments.status import classify, to_status
 from deployments.studio import Studio, StudioAppConfig, StudioDeployment
-from deployments.studio.children import ChildFailed, child_status
 from deployments.studio.plan import (
     PlanInvalid,
     derive_seed,
@@ -305,7 +305,7 @@ async def test_plan_invalid_twice_fails_with_a_clear_status(
 
 
 async def test_text_family_error_keeps_its_code(families: Families) -> None:
-    families.text.fail = lambda r: NotFound(kind="model", name="x", available=["y"])
+    families.text.fail = lambda r: NotFound(what="model", name="x", available=["y"])
     with pytest.raises(ChildFailed) as info:
         await _collect(families.studio(), _request())
     assert to_status(info.value)[0] == grpc.StatusCode.NOT_FOUND
@@ -422,17 +422,19 @@ def test_child_errors_map_to_status_codes() -> None:
     wrapped = RayTaskError(
         "Synthesize",
         "Traceback (most recent call last): ...",
-        NotFound(kind="voice", name="z", available=["a"]),
+        NotFound(what="voice", name="z", available=["a"]),
     ).as_instanceof_cause()
-    assert child_status(wrapped) == (
+    assert to_status(wrapped) == (
         grpc.StatusCode.NOT_FOUND,
         "voice 'z' not found; available: a",
     )
-    code, _ = child_status(
-        BackPressureError(num_queued_requests=1, max_queued_requests=1)
-    )
+    code, _ = to_status(BackPressureError(num_queued_requests=1, max_queued_requests=1))
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert child_status(RuntimeError("boom"))[0] == grpc.StatusCode.INTERNAL
+    assert to_status(RuntimeError("boom"))[0] == grpc.StatusCode.INTERNAL
+    assert classify(RuntimeError("boom")) == (
+        ErrorKind.INTERNAL,
+        "internal error; see the server log",
+    )
 
 
 def test_family_errors_survive_pickling_through_ray() -> None:
@@ -442,9 +444,9 @@ def test_family_errors_survive_pickling_through_ray() -> None:
     again = cloudpickle.loads(cloudpickle.dumps(error))
     assert type(again) is InvalidArgument and str(again) == str(error)
     failed = cloudpickle.loads(
-        cloudpickle.dumps(ChildFailed(grpc.StatusCode.ABORTED, "x"))
+        cloudpickle.dumps(ChildFailed(ErrorKind.UNAVAILABLE, "x"))
     )
-    assert failed.code == grpc.StatusCode.ABORTED and str(failed) == "x"
+    assert failed.kind is ErrorKind.UNAVAILABLE and str(failed) == "x"
 
 
 async def test_list_models_and_health_report_chained_families(

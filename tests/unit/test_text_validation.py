@@ -7,8 +7,9 @@ import json
 import grpc
 import pytest
 
-from deployments.engines.text_types import ChatTurn, TextLimits, TextRequest, validate
-from deployments.errors import InvalidArgument, to_status
+from deployments.engines.text.types import ChatTurn, TextLimits, TextRequest, validate
+from deployments.errors import InvalidArgument
+from deployments.status import to_status
 
 LIMITS = TextLimits(max_model_len=2048, default_max_tokens=256)
 

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from deployments.engines.voice_batcher import BatchingConfig, MicroBatcher
+from deployments.engines.batching import BatchingConfig, InterleavedBatcher
 
 
 class Recorder:
@@ -28,8 +28,10 @@ class Recorder:
         return [item.upper() for item in items]
 
 
-def _batcher(recorder: Recorder, size: int = 4, wait_ms: float = 0) -> MicroBatcher:
-    return MicroBatcher(
+def _batcher(
+    recorder: Recorder, size: int = 4, wait_ms: float = 0
+) -> InterleavedBatcher:
+    return InterleavedBatcher(
         recorder, BatchingConfig(max_batch_size=size, max_wait_ms=wait_ms)
     )
 
@@ -41,7 +43,7 @@ async def test_one_item_per_group_per_batch_in_order() -> None:
     b = [batcher.submit(f"b{i}", group="b") for i in range(2)]
     assert await asyncio.gather(*a, *b) == ["A0", "A1", "A2", "B0", "B1"]
     assert rec.batches == [["a0", "b0"], ["a1", "b1"], ["a2"]]
-    assert dict(batcher.stats.batch_sizes) == {2: 2, 1: 1}
+    assert dict(batcher.stats.sizes) == {2: 2, 1: 1}
     assert rec.threads and threading.current_thread().name not in rec.threads
     batcher.close()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deployments.engines.voice_text import normalize, split_segments
+from deployments.engines.voice.segmentation import normalize, split_segments
 
 # The demo checkpoint's (and MMS-TTS-eng's) character inventory.
 VOCAB = set(" '-0123456789abcdefghijklmnopqrstuvwxyz")

@@ -6,8 +6,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from deployments.engines.voice import VoiceEngineConfig, segment_seed
-from deployments.engines.voice_types import SpeechRequest, VoiceLimits, validate
+from deployments.engines.voice.config import VoiceEngineConfig
+from deployments.engines.voice.engine import segment_seed
+from deployments.engines.voice.types import SpeechRequest, VoiceLimits, validate
 from deployments.errors import InvalidArgument, NotFound
 from deployments.voice.config import VoiceAppConfig
 from deployments.voice.converters import to_engine_request

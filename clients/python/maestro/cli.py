@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2
 
+from maestro import envs
 from maestro.cli_compose import add_compose_parser
 from maestro.cli_image import add_image_parser
 from maestro.cli_voice import add_speak_parser
 from maestro.client import _CHANNEL_OPTIONS as CHANNEL_OPTIONS
-from maestro.client import DEFAULT_TARGET, FAMILIES, MaestroClient, MaestroRpcError
+from maestro.client import FAMILIES, MaestroClient, MaestroRpcError
 from maestro.tracing import traced_channel
 from maestro.v1 import models_pb2, text_pb2
 
@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--target",
-        default=os.environ.get("MAESTRO_TARGET", DEFAULT_TARGET),
+        default=envs.MAESTRO_TARGET.get(),
         help="server address (env MAESTRO_TARGET; default %(default)s)",
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="deadline, s")

@@ -24,51 +24,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from deployments.engines.batching.config import BatchingConfig, BatchStats
 
-__all__ = ["BatchStats", "BatchingConfig", "DynamicBatcher"]
+__all__ = ["KeyedBatcher"]
 
 T = TypeVar("T")
 # Batches remembered to predict the next one's size (a few seconds of load).
 _HISTORY = 8
-
-
-class BatchingConfig(BaseModel):
-    """How requests are grouped into pipeline batches."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_batch_size: int = Field(
-        8,
-        ge=1,
-        description="Most images one pipeline call generates (rows of the batch). "
-        "1 turns batching off (and makes outputs independent of load: kernels "
-        "are not batch-invariant, so batch-mates move low-order bits).",
-    )
-    max_wait_ms: float = Field(
-        50.0,
-        ge=0,
-        description="Longest a request waits, after it arrives, for compatible "
-        "requests to fill a batch (only while recent load says more will come).",
-    )
-
-
-@dataclass
-class BatchStats:
-    """Counters reported by ListModels."""
-
-    batches: int = 0
-    images: int = 0
-    sizes: Counter[int] = field(default_factory=Counter)
-
-    def summary(self) -> str:
-        """`size:count` pairs, e.g. "1:3 8:12" (12 batches of 8 images)."""
-        return " ".join(f"{size}:{n}" for size, n in sorted(self.sizes.items()))
 
 
 @dataclass(eq=False)
@@ -79,7 +46,7 @@ class _Entry(Generic[T]):
     arrived: float
 
 
-class DynamicBatcher(Generic[T]):
+class KeyedBatcher(Generic[T]):
     """Collects items and hands compatible groups to `run`, one at a time."""
 
     def __init__(
@@ -138,16 +105,14 @@ class DynamicBatcher(Generic[T]):
             if not batch:
                 continue
             images = sum(self._size(item) for item in batch)
-            self.stats.batches += 1
-            self.stats.images += images
-            self.stats.sizes[images] += 1
+            self.stats.record(images)
             self._recent.append(images)
-            self.running = len(batch)
+            self.running = self.stats.running = len(batch)
             started = time.monotonic()
             try:
                 await self._run(batch)
             finally:
-                self.running = 0
+                self.running = self.stats.running = 0
                 self._free_since = time.monotonic()
             for listener in self.listeners:
                 listener(batch, self._free_since - started)

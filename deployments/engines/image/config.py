@@ -6,13 +6,13 @@ application is built, naming the field.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from deployments.engines.image_batcher import BatchingConfig
-from deployments.engines.image_pipeline import SCHEDULERS
+from deployments.engines.base import EngineConfig
+from deployments.engines.batching import BatchingConfig
+from deployments.engines.image.pipeline import SCHEDULERS
 
 __all__ = ["ImageEngineConfig", "ImageLimitsConfig", "LoraConfig", "MemoryConfig"]
 
@@ -80,15 +80,10 @@ class MemoryConfig(BaseModel):
     )
 
 
-class ImageEngineConfig(BaseModel):
+class ImageEngineConfig(EngineConfig):
     """Engine settings, validated on start (a wrong key or value fails fast)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     model: str = Field(description="Local path or hub id of a diffusers pipeline.")
-    model_id: str | None = Field(
-        None, description="Id clients use in `model`; defaults to the folder name."
-    )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto: cuda when available, else cpu."
     )
@@ -98,11 +93,21 @@ class ImageEngineConfig(BaseModel):
     variant: str | None = Field(None, description="Weights variant, e.g. fp16.")
     default_scheduler: str = Field("euler", description="Scheduler when unset.")
     loras: tuple[LoraConfig, ...] = Field((), description="Adapters to load.")
-    limits: ImageLimitsConfig = Field(default_factory=ImageLimitsConfig)
-    batching: BatchingConfig = Field(default_factory=BatchingConfig)
-    memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    limits: ImageLimitsConfig = Field(
+        default_factory=ImageLimitsConfig, description="Request bounds."
+    )
+    batching: BatchingConfig = Field(
+        default_factory=BatchingConfig,
+        description="How compatible requests share a pipeline call.",
+    )
+    memory: MemoryConfig = Field(
+        default_factory=MemoryConfig, description="GPU memory savers."
+    )
     torch_threads: int | None = Field(
-        None, ge=1, description="CPU threads for torch; default: torch's own."
+        None,
+        ge=1,
+        description="CPU threads for torch; default: torch's own. Process-wide: "
+        "torch.set_num_threads for the whole replica (every family in it).",
     )
 
     @model_validator(mode="after")
@@ -116,7 +121,3 @@ class ImageEngineConfig(BaseModel):
         if len(set(names)) != len(names):
             raise ValueError(f"lora names must be unique, got {names}")
         return self
-
-    @property
-    def served_id(self) -> str:
-        return self.model_id or Path(self.model.rstrip("/")).name

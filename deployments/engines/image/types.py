@@ -239,7 +239,7 @@ def _resolve_loras(
     for i, lora in enumerate(loras):
         if lora.name not in limits.loras:
             raise NotFound(
-                kind="LoRA adapter", name=lora.name, available=list(limits.loras)
+                what="LoRA adapter", name=lora.name, available=list(limits.loras)
             )
         if lora.name in seen:
             raise InvalidArgument(

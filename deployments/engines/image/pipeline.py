@@ -10,19 +10,20 @@ so nothing of one batch's adapters reaches another's images.
 Cancellation is per row. A cancelled request is answered at once by the
 engine and gets no more progress; at the next step-end callback its rows are
 cut out of the batch (latents, conditioning, scheduler history, generators:
-see `image_rows`), so every later UNet call runs on fewer rows and the other
+see `rows`), so every later UNet call runs on fewer rows and the other
 requests finish normally. Their images can differ from an uncancelled run in
 low-order bits only, as with any change of batch-mates: kernels are not
 batch-invariant. When every request of a batch is cancelled the batch is cut
 to one row and the pipeline is interrupted (diffusers' `_interrupt`), so only
 that row is decoded. Where rows cannot be cut safely (a pipeline or scheduler
-`image_rows` does not know, a UNet with a guidance embedding) the cancelled
+`rows` does not know, a UNet with a guidance embedding) the cancelled
 rows are masked instead: they compute until the batch ends and are thrown
 away; a batch whose requests are all cancelled is still interrupted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -32,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from deployments.engines.image_rows import drop_rows, row_tensors
-from deployments.engines.image_types import ImageRequest
+from deployments.engines.image.rows import drop_rows, row_tensors
+from deployments.engines.image.types import ImageRequest
 
 __all__ = ["SCHEDULERS", "BatchKey", "ImageJob", "PipelineRunner", "batch_key"]
 
@@ -92,6 +93,33 @@ def batch_key(request: ImageRequest, init_size: tuple[int, int] | None) -> Batch
     )
 
 
+@dataclass(frozen=True)
+class StepDone:
+    """A denoising step finished for the job (previews: HxWx3 uint8 arrays)."""
+
+    step: int
+    total: int
+    previews: list[np.ndarray]
+
+
+@dataclass(frozen=True)
+class PixelsReady:
+    """The job's images, decoded, as HxWx3 uint8 arrays."""
+
+    pixels: list[np.ndarray]
+
+
+@dataclass(frozen=True)
+class JobFailed:
+    """The job's batch raised; the request fails with this error."""
+
+    error: BaseException
+
+
+# What the engine's per-request queue carries, worker -> event loop.
+JobEvent = StepDone | PixelsReady | JobFailed
+
+
 @dataclass(eq=False)
 class ImageJob:
     """One request in flight: its resolved parameters and its reporting hooks.
@@ -106,8 +134,8 @@ class ImageJob:
     want_progress: bool = False
     on_step: Callable[[int, int, list[np.ndarray]], None] | None = None
     submitted: float = field(default_factory=time.monotonic)
-    # The engine's per-request queue (event-loop side): pixels or an error.
-    events: Any = None
+    # The engine's per-request queue (event-loop side).
+    events: asyncio.Queue[JobEvent] | None = None
     _cancelled: threading.Event = field(default_factory=threading.Event)
 
     @property

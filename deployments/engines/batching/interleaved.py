@@ -19,45 +19,17 @@ import collections
 import logging
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from deployments.engines.batching.config import BatchingConfig, BatchStats
 
-__all__ = ["BatchingConfig", "BatchStats", "MicroBatcher"]
+__all__ = ["InterleavedBatcher"]
 
 logger = logging.getLogger(__name__)
 
 In = TypeVar("In")
 Out = TypeVar("Out")
-
-
-class BatchingConfig(BaseModel):
-    """How segments of concurrent requests are grouped into batches."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_batch_size: int = Field(
-        8, ge=1, description="Most segments synthesized in one padded batch."
-    )
-    max_wait_ms: float = Field(
-        2.0,
-        ge=0,
-        description="How long an idle worker waits for more segments before "
-        "running a batch; 0 runs at once.",
-    )
-
-
-@dataclass
-class BatchStats:
-    """Counters ListModels reports; updated on the event loop only."""
-
-    batches: int = 0
-    items: int = 0
-    # Items cancelled before their batch started: they never cost anything.
-    cancelled: int = 0
-    running: int = 0
-    batch_sizes: collections.Counter[int] = field(default_factory=collections.Counter)
 
 
 @dataclass
@@ -68,7 +40,7 @@ class _Pending(Generic[In, Out]):
     started: bool = False
 
 
-class MicroBatcher(Generic[In, Out]):
+class InterleavedBatcher(Generic[In, Out]):
     """Queues items and runs `run_batch(items) -> outputs` on a worker thread."""
 
     def __init__(
@@ -146,9 +118,7 @@ class MicroBatcher(Generic[In, Out]):
                 continue
             finally:
                 self.stats.running = 0
-            self.stats.batches += 1
-            self.stats.items += len(batch)
-            self.stats.batch_sizes[len(batch)] += 1
+            self.stats.record(len(batch))
             for pending, output in zip(batch, outputs, strict=True):
                 if not pending.future.done():
                     pending.future.set_result(output)

@@ -3,9 +3,9 @@
 Usable without Ray: `engine = VoiceEngine(VoiceEngineConfig(model=...))`,
 `await engine.start()`, then `engine.stream(request)` / `engine.synthesize(request)`.
 
-A request's text is split into segments (`voice_text`); every segment is one
-row for the micro-batcher (`voice_batcher`), which synthesizes segments of
-concurrent requests as one padded batch on a worker thread
+A request's text is split into segments (`segmentation`); every segment is one
+row for the batcher (`batching.InterleavedBatcher`), which synthesizes segments
+of concurrent requests as one padded batch on a worker thread
 (`vits_batch.synthesize_rows`). A request's segments run in order, one per
 batch, so a stream's first chunk is ready after its first segment.
 
@@ -28,16 +28,16 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from deployments.engines.audio import CHANNELS, AudioFormat, encode, to_pcm16
-from deployments.engines.vits_batch import VitsRow, synthesize_rows
-from deployments.engines.voice_batcher import BatchingConfig, MicroBatcher
-from deployments.engines.voice_text import normalize, split_segments
-from deployments.engines.voice_types import (
+from deployments.engines.base import Engine, resolve_device, resolve_dtype
+from deployments.engines.batching import InterleavedBatcher
+from deployments.engines.voice.audio import CHANNELS, AudioFormat, encode, to_pcm16
+from deployments.engines.voice.config import VOICE_FILE, VoiceEngineConfig
+from deployments.engines.voice.segmentation import normalize, split_segments
+from deployments.engines.voice.types import (
     AudioInfo,
     Speech,
     SpeechChunk,
@@ -45,65 +45,12 @@ from deployments.engines.voice_types import (
     VoiceLimits,
     validate,
 )
-from deployments.errors import InvalidArgument, NotFound, Unavailable
+from deployments.engines.voice.vits_batch import VitsRow, synthesize_rows
+from deployments.errors import InvalidArgument, Unavailable
 
-__all__ = ["VOICE_FILE", "VoiceEngine", "VoiceEngineConfig", "segment_seed"]
+__all__ = ["VoiceEngine", "segment_seed"]
 
 logger = logging.getLogger(__name__)
-
-# Optional file beside a checkpoint naming its speakers in id order:
-# {"voices": ["ava", "ben"]} (the demo builder writes one).
-VOICE_FILE = "maestro_voice.json"
-
-
-class VoiceEngineConfig(BaseModel):
-    """Engine settings, validated on start (a wrong key or value fails fast)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    model: str = Field(description="Local path or hub id of a VITS checkpoint.")
-    model_id: str | None = Field(
-        None, description="Id clients use in `model`; defaults to the folder name."
-    )
-    device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", description="auto: cuda when available, else cpu."
-    )
-    dtype: Literal["float32", "float16", "bfloat16"] = Field(
-        "float32", description="Weights/activations dtype; float32 on CPU."
-    )
-    voices: tuple[str, ...] | None = Field(
-        None,
-        description="Speaker names in speaker-id order. Default: the checkpoint's "
-        f"{VOICE_FILE}, else speaker_0.. (or `default` for one speaker).",
-    )
-    max_text_chars: int = Field(2000, ge=1, description="Longest accepted text.")
-    max_segment_chars: int = Field(
-        120,
-        ge=8,
-        description="Sentences longer than this are split at clauses, then words.",
-    )
-    min_speaking_rate: float = Field(0.5, gt=0, description="Slowest rate.")
-    max_speaking_rate: float = Field(2.0, gt=0, description="Fastest rate.")
-    pause_ms: int = Field(
-        120, ge=0, le=2000, description="Silence after every segment but the last."
-    )
-    torch_threads: int | None = Field(
-        None, ge=1, description="CPU threads for torch; default: torch's own."
-    )
-    batching: BatchingConfig = Field(default_factory=BatchingConfig)
-
-    @model_validator(mode="after")
-    def _rates_ordered(self) -> VoiceEngineConfig:
-        if self.min_speaking_rate > self.max_speaking_rate:
-            raise ValueError(
-                f"min_speaking_rate {self.min_speaking_rate} > "
-                f"max_speaking_rate {self.max_speaking_rate}"
-            )
-        return self
-
-    @property
-    def served_id(self) -> str:
-        return self.model_id or Path(self.model.rstrip("/")).name
 
 
 def segment_seed(seed: int, index: int) -> int:
@@ -119,19 +66,20 @@ class _Segment:
     row: VitsRow
 
 
-class VoiceEngine:
-    """Owns one VitsModel, its tokenizer and the micro-batcher feeding it."""
+class VoiceEngine(Engine):
+    """Owns one VitsModel, its tokenizer and the batcher feeding it."""
+
+    family = "voice"
+    config: VoiceEngineConfig
 
     def __init__(self, config: VoiceEngineConfig) -> None:
-        self.config = config
+        super().__init__(config)
         self.limits: VoiceLimits | None = None
-        self.status_message = "not started"
-        self.device = "cpu"
-        self.engine_name = "transformers"
+        self._engine_name = "transformers"
         self._model: Any = None
         self._tokenizer: Any = None
         self._vocabulary: frozenset[str] = frozenset()
-        self.batcher: MicroBatcher[VitsRow, np.ndarray] = MicroBatcher(
+        self.batcher: InterleavedBatcher[VitsRow, np.ndarray] = InterleavedBatcher(
             self._run_rows, config.batching, thread_name="voice-synthesis"
         )
 
@@ -143,15 +91,13 @@ class VoiceEngine:
     def sample_rate(self) -> int:
         return 0 if self.limits is None else self.limits.sample_rate
 
-    async def start(self) -> None:
+    @property
+    def engine_name(self) -> str:
+        return self._engine_name
+
+    async def _load(self) -> None:
         """Load the checkpoint in a thread (the caller's loop keeps serving)."""
-        self.status_message = "loading"
-        try:
-            await asyncio.to_thread(self._start_blocking)
-        except Exception as exc:
-            self.status_message = f"failed to start: {type(exc).__name__}: {exc}"
-            raise
-        self.status_message = "ready"
+        await asyncio.to_thread(self._start_blocking)
 
     def _start_blocking(self) -> None:
         try:
@@ -165,16 +111,16 @@ class VoiceEngine:
         c = self.config
         if c.torch_threads:
             torch.set_num_threads(c.torch_threads)
-        device = c.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = resolve_device(c.device)
         tokenizer = VitsTokenizer.from_pretrained(c.model)
         if tokenizer.phonemize:
             raise ValueError(
                 f"{c.model} needs espeak phonemization, which Maestro does not run; "
                 "use a character-level (MMS-TTS) checkpoint"
             )
-        model = VitsModel.from_pretrained(c.model, dtype=getattr(torch, c.dtype))
+        model = VitsModel.from_pretrained(
+            c.model, dtype=getattr(torch, resolve_dtype(c.dtype, device))
+        )
         model = model.to(device).eval()
         voices = self._voices(model.config.num_speakers)
         self._vocabulary = frozenset(t for t in tokenizer.get_vocab() if len(t) == 1)
@@ -182,7 +128,7 @@ class VoiceEngine:
         self.device = (
             f"cuda:{torch.cuda.current_device()}" if device == "cuda" else device
         )
-        self.engine_name = f"transformers {transformers.__version__} VITS"
+        self._engine_name = f"transformers {transformers.__version__} VITS"
         self.limits = VoiceLimits(
             max_text_chars=c.max_text_chars,
             min_speaking_rate=c.min_speaking_rate,
@@ -211,14 +157,9 @@ class VoiceEngine:
             )
         return voices
 
-    def shutdown(self) -> None:
+    async def _unload(self) -> None:
         self.batcher.close()
         self._model = None
-        self.status_message = "stopped"
-
-    def check_model(self, model: str) -> None:
-        if model and model != self.config.served_id:
-            raise NotFound(kind="model", name=model, available=[self.config.served_id])
 
     async def synthesize(self, request: SpeechRequest) -> Speech:
         """The whole utterance as one file (or raw PCM)."""
@@ -311,6 +252,22 @@ class VoiceEngine:
             duration_seconds=len(pcm) / self.sample_rate,
         )
 
+    def limits_info(self) -> dict[str, str]:
+        limits, c = self.limits, self.config
+        if limits is None:
+            return {}
+        return {
+            "max_text_chars": str(limits.max_text_chars),
+            "max_segment_chars": str(c.max_segment_chars),
+            "speaking_rate": f"[{limits.min_speaking_rate}, "
+            f"{limits.max_speaking_rate}]",
+            "voices": ", ".join(limits.voices),
+            "default_voice": limits.voices[0],
+            "formats": ", ".join(limits.formats),
+            "sample_rate": str(limits.sample_rate),
+            "max_batch_size": str(c.batching.max_batch_size),
+        }
+
     def stats(self) -> dict[str, str]:
         """Live counters for ListModels."""
         s = self.batcher.stats
@@ -320,7 +277,5 @@ class VoiceEngine:
             "batches_run": str(s.batches),
             "segments_synthesized": str(s.items),
             "segments_cancelled": str(s.cancelled),
-            "batch_sizes": " ".join(
-                f"{k}:{v}" for k, v in sorted(s.batch_sizes.items())
-            ),
+            "batch_sizes": s.summary(),
         }

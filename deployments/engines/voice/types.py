@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from deployments.engines.audio import FORMATS, AudioFormat
+from deployments.engines.voice.audio import FORMATS, AudioFormat
 from deployments.errors import InvalidArgument, NotFound
 
 __all__ = [
@@ -97,4 +97,4 @@ def validate(request: SpeechRequest, limits: VoiceLimits) -> None:
             field="format", value=request.format, allowed=", ".join(limits.formats)
         )
     if request.voice and request.voice not in limits.voices:
-        raise NotFound(kind="voice", name=request.voice, available=list(limits.voices))
+        raise NotFound(what="voice", name=request.voice, available=list(limits.voices))

@@ -9,22 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from deployments.engines.text_types import (
+from deployments.engines.base import Engine, resolve_device
+from deployments.engines.text.config import TextEngineConfig
+from deployments.engines.text.types import (
     TextDelta,
     TextLimits,
     TextRequest,
     validate,
 )
-from deployments.errors import InvalidArgument, NotFound, Unavailable
+from deployments.errors import InvalidArgument, Unavailable
+from maestro import envs
 
 __all__ = ["TextEngine", "TextEngineConfig"]
 
@@ -33,68 +32,21 @@ logger = logging.getLogger(__name__)
 _FINISH = {"stop": "stop", "length": "length", "abort": "cancelled"}
 
 
-class TextEngineConfig(BaseModel):
-    """Engine settings, validated on start (a wrong key or value fails fast)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    model: str = Field(description="Local path or hub id of the checkpoint.")
-    model_id: str | None = Field(
-        None, description="Id clients use in `model`; defaults to the folder name."
-    )
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
-        "auto", description="Weights/activations dtype; float32 on CPU."
-    )
-    max_model_len: int | None = Field(
-        None, ge=16, description="Context window (prompt + output tokens)."
-    )
-    max_num_seqs: int = Field(
-        128, ge=1, description="Most sequences vLLM batches in one step."
-    )
-    kv_cache_space_gib: int | None = Field(
-        None, ge=1, description="CPU only: KV-cache GiB (VLLM_CPU_KVCACHE_SPACE)."
-    )
-    gpu_memory_utilization: float = Field(
-        0.9, gt=0, le=1, description="GPU only: share of the GPU vLLM may take."
-    )
-    enforce_eager: bool = Field(False, description="Skip CUDA graph capture.")
-    structured_output_backend: Literal["auto", "xgrammar", "guidance", "outlines"] = (
-        Field(
-            "guidance",
-            description="Guided-decoding backend for json_schema/regex/choices. "
-            "guidance (llguidance) keeps JSON strings free of raw control "
-            "characters, so outputs parse with strict JSON parsers.",
-        )
-    )
-    seed: int = Field(0, description="Engine seed (requests may set their own).")
-    default_max_tokens: int = Field(
-        256, ge=1, description="max_tokens when a request leaves it unset."
-    )
-
-    @property
-    def served_id(self) -> str:
-        return self.model_id or Path(self.model.rstrip("/")).name
-
-
-class TextEngine:
+class TextEngine(Engine):
     """Owns one `AsyncLLM`; renders prompts, validates, streams deltas."""
 
+    family = "text"
+    config: TextEngineConfig
+
     def __init__(self, config: TextEngineConfig) -> None:
-        self.config = config
+        super().__init__(config)
         self._llm: Any = None
         self._tokenizer: Any = None
         self.limits: TextLimits | None = None
-        self.status_message = "not started"
 
     @property
     def ready(self) -> bool:
         return self._llm is not None and not self._llm.errored
-
-    @property
-    def device(self) -> str:
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
 
     @property
     def engine_name(self) -> str:
@@ -102,23 +54,21 @@ class TextEngine:
 
         return f"vllm {vllm.__version__}"
 
-    async def start(self) -> None:
+    async def _load(self) -> None:
         """Start vLLM (spawns the engine-core process); ~15 s for the demo model.
 
         The blocking construction runs in a thread so the caller's event loop
         (a replica answering Health) stays responsive.
         """
-        self.status_message = "loading"
-        try:
-            await asyncio.to_thread(self._start_blocking)
-        except Exception as exc:
-            self.status_message = f"failed to start: {type(exc).__name__}: {exc}"
-            raise
-        self.status_message = "ready"
+        await asyncio.to_thread(self._start_blocking)
 
     def _start_blocking(self) -> None:
         if self.config.kv_cache_space_gib is not None:
-            os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(self.config.kv_cache_space_gib)
+            # vLLM's CPU backend reads its KV-cache size only from the
+            # environment; the engine core it spawns inherits it.
+            envs.set_for_children(
+                envs.VLLM_CPU_KVCACHE_SPACE, str(self.config.kv_cache_space_gib)
+            )
         try:
             from vllm.engine.arg_utils import AsyncEngineArgs
             from vllm.v1.engine.async_llm import AsyncLLM
@@ -144,25 +94,38 @@ class TextEngine:
             },
         )
         self._llm = AsyncLLM.from_engine_args(args)
+        self.device = resolve_device("auto")
         self._tokenizer = self._llm.get_tokenizer()
         self.limits = TextLimits(
             max_model_len=self._llm.model_config.max_model_len,
             default_max_tokens=c.default_max_tokens,
         )
 
-    def shutdown(self) -> None:
+    async def _unload(self) -> None:
+        # Stops the engine-core process vLLM spawned.
         if self._llm is not None:
             self._llm.shutdown()
             self._llm = None
-        self.status_message = "stopped"
+
+    def limits_info(self) -> dict[str, str]:
+        limits = self.limits
+        if limits is None:
+            return {}
+        return {
+            "max_model_len": str(limits.max_model_len),
+            "default_max_tokens": str(limits.default_max_tokens),
+            "max_stop_strings": str(limits.max_stop_strings),
+            "temperature": "0..2",
+            "top_p": "(0, 1]",
+            "structured_output": "json_schema, regex, choices",
+        }
+
+    def stats(self) -> dict[str, str]:
+        return {"unfinished_requests": str(self.num_unfinished_requests())}
 
     def num_unfinished_requests(self) -> int:
         """Requests vLLM still holds (running or waiting): 0 after an abort."""
         return 0 if self._llm is None else self._llm.get_num_unfinished_requests()
-
-    def check_model(self, model: str) -> None:
-        if model and model != self.config.served_id:
-            raise NotFound(kind="model", name=model, available=[self.config.served_id])
 
     async def generate(self, request: TextRequest) -> TextDelta:
         """The whole completion as one delta carrying the finish reason."""

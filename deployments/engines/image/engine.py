@@ -2,7 +2,7 @@
 
 Usable without Ray: `engine = ImageEngine(ImageEngineConfig(model=...))`,
 `await engine.start()`, then `engine.stream(request)` / `engine.generate(request)`.
-Concurrent compatible requests are batched (`batcher.DynamicBatcher`); each
+Concurrent compatible requests are batched (`batching.KeyedBatcher`); each
 batch runs on one worker thread so the caller's event loop (a replica serving
 gRPC) stays responsive while the pipeline computes.
 
@@ -24,16 +24,22 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from typing import Any
 
-from deployments.engines.image_batcher import DynamicBatcher
-from deployments.engines.image_config import (
+from deployments.engines.base import Engine, resolve_device, resolve_dtype
+from deployments.engines.batching import KeyedBatcher
+from deployments.engines.image.config import (
     ImageEngineConfig,
-    ImageLimitsConfig,
-    LoraConfig,
-    MemoryConfig,
 )
-from deployments.engines.image_encoding import decode_image, encode_image
-from deployments.engines.image_pipeline import SCHEDULERS, ImageJob, PipelineRunner
-from deployments.engines.image_types import (
+from deployments.engines.image.encoding import decode_image, encode_image
+from deployments.engines.image.pipeline import (
+    SCHEDULERS,
+    ImageJob,
+    JobEvent,
+    JobFailed,
+    PipelineRunner,
+    PixelsReady,
+    StepDone,
+)
+from deployments.engines.image.types import (
     FORMATS,
     GUIDANCE_RANGE,
     EncodedImage,
@@ -43,14 +49,10 @@ from deployments.engines.image_types import (
     ImageResult,
     resolve,
 )
-from deployments.errors import Cancelled, NotFound, Unavailable
+from deployments.errors import Cancelled, Unavailable
 
 __all__ = [
     "ImageEngine",
-    "ImageEngineConfig",
-    "ImageLimitsConfig",
-    "LoraConfig",
-    "MemoryConfig",
 ]
 
 logger = logging.getLogger(__name__)
@@ -58,20 +60,21 @@ logger = logging.getLogger(__name__)
 ImageEvent = ImageProgress | ImageResult
 
 
-class ImageEngine:
+class ImageEngine(Engine):
     """Owns the pipelines, the batcher and the worker thread."""
 
+    family = "image"
+    config: ImageEngineConfig
+
     def __init__(self, config: ImageEngineConfig) -> None:
-        self.config = config
+        super().__init__(config)
         self.limits: ImageLimits | None = None
-        self.status_message = "not started"
-        self.device = "cpu"
-        self.engine_name = "diffusers"
+        self._engine_name = "diffusers"
         self.cancelled_requests = 0
         self._runner: PipelineRunner | None = None
         # One worker: batches run one after another on the same pipeline.
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="image-pipeline")
-        self.batcher: DynamicBatcher[ImageJob] = DynamicBatcher(
+        self.batcher: KeyedBatcher[ImageJob] = KeyedBatcher(
             self._run_batch,
             key=lambda job: job.key,
             size=lambda job: job.request.num_images,
@@ -82,16 +85,14 @@ class ImageEngine:
     def ready(self) -> bool:
         return self._runner is not None
 
-    async def start(self) -> None:
+    @property
+    def engine_name(self) -> str:
+        return self._engine_name
+
+    async def _load(self) -> None:
         """Load the pipelines and adapters on the worker thread."""
-        self.status_message = "loading"
         loop = asyncio.get_running_loop()
-        try:
-            await loop.run_in_executor(self._worker, self._start_blocking)
-        except Exception as exc:
-            self.status_message = f"failed to start: {type(exc).__name__}: {exc}"
-            raise
-        self.status_message = "ready"
+        await loop.run_in_executor(self._worker, self._start_blocking)
 
     def _start_blocking(self) -> None:
         try:
@@ -105,14 +106,8 @@ class ImageEngine:
         c = self.config
         if c.torch_threads:
             torch.set_num_threads(c.torch_threads)
-        device = c.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        dtype_name = (
-            c.dtype
-            if c.dtype != "auto"
-            else ("float16" if device == "cuda" else "float32")
-        )
+        device = resolve_device(c.device)
+        dtype_name = resolve_dtype(c.dtype, device)
         text2img = DiffusionPipeline.from_pretrained(
             c.model, dtype=getattr(torch, dtype_name), variant=c.variant
         )
@@ -135,7 +130,7 @@ class ImageEngine:
         if device == "cuda":
             device = f"cuda:{torch.cuda.current_device()}"
         self.device = device
-        self.engine_name = f"diffusers {diffusers.__version__}"
+        self._engine_name = f"diffusers {diffusers.__version__}"
         self.limits = self._limits(text2img)
         self._runner = runner
 
@@ -157,15 +152,10 @@ class ImageEngine:
             loras=tuple(lora.name for lora in self.config.loras),
         )
 
-    async def shutdown(self) -> None:
+    async def _unload(self) -> None:
         await self.batcher.close()
         self._worker.shutdown(wait=False, cancel_futures=True)
         self._runner = None
-        self.status_message = "stopped"
-
-    def check_model(self, model: str) -> None:
-        if model and model != self.config.served_id:
-            raise NotFound(kind="model", name=model, available=[self.config.served_id])
 
     async def generate(self, request: ImageRequest) -> ImageResult:
         """The finished images (no progress events are produced)."""
@@ -180,7 +170,7 @@ class ImageEngine:
 
         Closing or cancelling the iterator cancels the request: it leaves the
         queue, or, if its batch runs already, stops being reported at the
-        next step (see `image_pipeline` for what happens to its rows).
+        next step (see `pipeline` for what happens to its rows).
         """
         return self._events(request, want_progress=True)
 
@@ -191,32 +181,34 @@ class ImageEngine:
             raise Unavailable(f"image engine not ready: {self.status_message}")
         job = await self._prepare(request, want_progress)
         loop = asyncio.get_running_loop()
-        events: asyncio.Queue[Any] = asyncio.Queue()
+        events: asyncio.Queue[JobEvent] = asyncio.Queue()
 
         def on_step(step: int, total: int, previews: list[Any]) -> None:
             # Worker thread -> this request's event loop.
-            loop.call_soon_threadsafe(events.put_nowait, (step, total, previews))
+            loop.call_soon_threadsafe(
+                events.put_nowait, StepDone(step, total, previews)
+            )
 
         job.on_step, job.events = on_step, events
         self.batcher.submit(job)
         finished = False
         try:
             while True:
-                event = await events.get()
-                if isinstance(event, BaseException):
-                    finished = True
-                    raise event
-                if isinstance(event, list):  # the job's pixels
-                    finished = True
-                    yield await asyncio.to_thread(self._encode, job, event)
-                    return
-                step, total, previews = event
-                yield ImageProgress(
-                    step=step,
-                    total_steps=total,
-                    elapsed_seconds=time.monotonic() - job.submitted,
-                    previews=tuple(self._encode_previews(job, previews)),
-                )
+                match await events.get():
+                    case JobFailed(error=error):
+                        finished = True
+                        raise error
+                    case PixelsReady(pixels=pixels):
+                        finished = True
+                        yield await asyncio.to_thread(self._encode, job, pixels)
+                        return
+                    case StepDone(step=step, total=total, previews=previews):
+                        yield ImageProgress(
+                            step=step,
+                            total_steps=total,
+                            elapsed_seconds=time.monotonic() - job.submitted,
+                            previews=tuple(self._encode_previews(job, previews)),
+                        )
         finally:
             if not finished:
                 job.cancel()
@@ -261,11 +253,13 @@ class ImageEngine:
         except Exception as exc:
             logger.exception("image batch of %d requests failed", len(live))
             for job in live:
-                job.events.put_nowait(exc)
+                assert job.events is not None
+                job.events.put_nowait(JobFailed(exc))
             return
         for job, pixels in zip(live, results, strict=True):
             if pixels is not None:
-                job.events.put_nowait(pixels)
+                assert job.events is not None
+                job.events.put_nowait(PixelsReady(pixels))
 
     def _encode(self, job: ImageJob, pixels: list[Any]) -> ImageResult:
         r = job.request
@@ -315,7 +309,7 @@ class ImageEngine:
             "queued_requests": str(self.batcher.queued),
             "running_requests": str(self.batcher.running),
             "batches_run": str(s.batches),
-            "images_run": str(s.images),
+            "images_run": str(s.items),
             "batch_sizes": s.summary(),
             "cancelled_requests": str(self.cancelled_requests),
         }

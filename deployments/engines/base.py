@@ -1,0 +1,164 @@
+"""The one interface every engine implements, and the base that implements it once.
+
+An engine owns one model of one family (an LLM on vLLM, a diffusers pipeline,
+a VITS voice) behind an async API, with no Ray and no gRPC in sight. From the
+outside every engine looks the same — the ingress base (`EngineIngress`) and,
+later, the model registry speak only to this interface:
+
+    engine = SomeEngine(config)       # cheap: nothing loads yet
+    await engine.start()              # load weights; status "loading" -> "ready"
+    engine.ready, engine.status_message, engine.device, engine.engine_name
+    engine.check_model(request.model) # NotFound unless it names this model
+    engine.model_info()               # what ListModels reports
+    await engine.shutdown()           # free the model and what it started
+
+In the spirit of Ray LLM's `LLMEngine` and MLServer's `MLModel` (`load` /
+`unload`): a subclass implements `_load`, `_unload` and `ready`, and reports
+its limits and live counters; the status bookkeeping lives here.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from deployments.errors import NotFound
+
+__all__ = [
+    "Engine",
+    "EngineConfig",
+    "ModelStatus",
+    "resolve_device",
+    "resolve_dtype",
+]
+
+DeviceSetting = Literal["auto", "cpu", "cuda"]
+
+
+class EngineConfig(BaseModel):
+    """Settings every engine has: which checkpoint, and the id clients use."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(description="Local path or hub id of the checkpoint.")
+    model_id: str | None = Field(
+        None, description="Id clients use in `model`; defaults to the folder name."
+    )
+
+    @property
+    def served_id(self) -> str:
+        return self.model_id or Path(self.model.rstrip("/")).name
+
+
+def resolve_device(setting: str) -> str:
+    """`auto` is cuda when torch sees a GPU, else cpu; anything else stands."""
+    if setting != "auto":
+        return setting
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype(setting: str, device: str) -> str:
+    """`auto` is float16 on a GPU and float32 on a CPU (CPU half kernels are slow
+    or missing); an explicit dtype stands."""
+    if setting != "auto":
+        return setting
+    return "float16" if device.startswith("cuda") else "float32"
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """One model as ListModels reports it, free of the transport."""
+
+    id: str
+    engine: str
+    device: str
+    ready: bool
+    status_message: str
+    limits: dict[str, str] = field(default_factory=dict)
+    stats: dict[str, str] = field(default_factory=dict)
+
+
+class Engine(abc.ABC):
+    """Start/status bookkeeping, `check_model` and `model_info`, written once."""
+
+    family: ClassVar[str]
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.status_message = "not started"
+        self.device = "cpu"
+
+    # What a subclass provides -------------------------------------------
+
+    @property
+    @abc.abstractmethod
+    def ready(self) -> bool:
+        """True while the model is loaded and able to serve."""
+
+    @property
+    @abc.abstractmethod
+    def engine_name(self) -> str:
+        """The backend and its version, e.g. "vllm 0.32.0"."""
+
+    @abc.abstractmethod
+    async def _load(self) -> None:
+        """Load the model (off the event loop for blocking work)."""
+
+    @abc.abstractmethod
+    async def _unload(self) -> None:
+        """Release the model and anything it started (threads, processes)."""
+
+    def limits_info(self) -> dict[str, str]:
+        """Request limits as ListModels reports them (empty until started)."""
+        return {}
+
+    def stats(self) -> dict[str, str]:
+        """Live counters for ListModels."""
+        return {}
+
+    # The shared part ------------------------------------------------------
+
+    @property
+    def served_id(self) -> str:
+        return str(self.config.served_id)
+
+    async def start(self) -> None:
+        """Load the model; the status says how far it got (and why it failed)."""
+        self.status_message = "loading"
+        try:
+            await self._load()
+        except Exception as exc:
+            self.status_message = f"failed to start: {type(exc).__name__}: {exc}"
+            raise
+        self.status_message = "ready"
+
+    async def shutdown(self) -> None:
+        """Unload the model; safe to call twice, and before `start`."""
+        if self.status_message == "stopped":
+            return
+        try:
+            await self._unload()
+        finally:
+            self.status_message = "stopped"
+
+    def check_model(self, model: str) -> None:
+        """A request's `model` must be empty (the default) or this model's id."""
+        if model and model != self.served_id:
+            raise NotFound(what="model", name=model, available=[self.served_id])
+
+    def model_info(self) -> ModelStatus:
+        return ModelStatus(
+            id=self.served_id,
+            engine=self.engine_name,
+            device=self.device,
+            ready=self.ready,
+            status_message=self.status_message,
+            limits=self.limits_info(),
+            stats=self.stats(),
+        )

@@ -1,0 +1,44 @@
+"""The text engine's settings (`args.engine` of the text application)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from deployments.engines.base import EngineConfig
+
+__all__ = ["TextEngineConfig"]
+
+
+class TextEngineConfig(EngineConfig):
+    """Engine settings, validated on start (a wrong key or value fails fast)."""
+
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="Weights/activations dtype; float32 on CPU."
+    )
+    max_model_len: int | None = Field(
+        None, ge=16, description="Context window (prompt + output tokens)."
+    )
+    max_num_seqs: int = Field(
+        128, ge=1, description="Most sequences vLLM batches in one step."
+    )
+    kv_cache_space_gib: int | None = Field(
+        None, ge=1, description="CPU only: KV-cache GiB (VLLM_CPU_KVCACHE_SPACE)."
+    )
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="GPU only: share of the GPU vLLM may take."
+    )
+    enforce_eager: bool = Field(False, description="Skip CUDA graph capture.")
+    structured_output_backend: Literal["auto", "xgrammar", "guidance", "outlines"] = (
+        Field(
+            "guidance",
+            description="Guided-decoding backend for json_schema/regex/choices. "
+            "guidance (llguidance) keeps JSON strings free of raw control "
+            "characters, so outputs parse with strict JSON parsers.",
+        )
+    )
+    seed: int = Field(0, description="Engine seed (requests may set their own).")
+    default_max_tokens: int = Field(
+        256, ge=1, description="max_tokens when a request leaves it unset."
+    )

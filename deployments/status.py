@@ -1,0 +1,80 @@
+"""The one mapping from exceptions to what a client is told.
+
+`classify` turns any exception — a `MaestroError`, one of Ray's errors
+wrapping what a family raised behind a `DeploymentHandle`, or a bug — into an
+`ErrorKind` and a client-safe message; `to_status` adds the gRPC code from one
+table. Nothing else in Maestro decides a status code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import grpc
+
+from deployments.errors import ErrorKind, MaestroError
+
+__all__ = ["GRPC_CODES", "classify", "code_name", "to_status"]
+
+logger = logging.getLogger("maestro.status")
+
+GRPC_CODES: dict[ErrorKind, grpc.StatusCode] = {
+    kind: getattr(grpc.StatusCode, kind.name) for kind in ErrorKind
+}
+GENERIC_INTERNAL = "internal error; see the server log"
+
+
+def classify(exc: BaseException) -> tuple[ErrorKind, str]:
+    """The kind and client-safe message for any exception.
+
+    Ray hands a handle caller (the studio) the family's exception wrapped in a
+    `RayTaskError` (whose text includes the remote traceback); its cause is
+    the MaestroError the family raised. Ray's own errors map to the kinds its
+    proxy would answer with. Anything else is INTERNAL with a generic message.
+    """
+    # Ray's errors first: a RayTaskError wrapping a MaestroError is also an
+    # instance of it (`as_instanceof_cause`), but its text is Ray's traceback.
+    if "ray.exceptions" in sys.modules:  # else it cannot be one of Ray's
+        found = _classify_ray(exc)
+        if found is not None:
+            return found
+    if isinstance(exc, MaestroError):
+        return exc.kind, str(exc)
+    if isinstance(exc, asyncio.CancelledError):
+        return ErrorKind.CANCELLED, "cancelled"
+    return ErrorKind.INTERNAL, GENERIC_INTERNAL
+
+
+def _classify_ray(exc: BaseException) -> tuple[ErrorKind, str] | None:
+    from ray import exceptions as ray_exceptions
+    from ray.serve import exceptions as serve_exceptions
+
+    if isinstance(exc, ray_exceptions.RayTaskError):
+        cause = exc.cause
+        if isinstance(cause, BaseException) and cause is not exc:
+            return classify(cause)
+        return None
+    if isinstance(exc, serve_exceptions.BackPressureError):
+        return ErrorKind.RESOURCE_EXHAUSTED, "family queue is full"
+    if isinstance(exc, serve_exceptions.RequestCancelledError):
+        return ErrorKind.CANCELLED, "cancelled"
+    if isinstance(exc, serve_exceptions.DeploymentUnavailableError):
+        return ErrorKind.UNAVAILABLE, "family deployment unavailable"
+    if isinstance(
+        exc, ray_exceptions.ActorDiedError | ray_exceptions.ActorUnavailableError
+    ):
+        return ErrorKind.UNAVAILABLE, "family replica unavailable"
+    return None
+
+
+def to_status(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """The gRPC status code and client-safe details for any exception."""
+    kind, message = classify(exc)
+    return GRPC_CODES[kind], message
+
+
+def code_name(exc: BaseException) -> str:
+    """The status code's name ("INVALID_ARGUMENT", ...) for spans and metrics."""
+    return classify(exc)[0].name
