@@ -79,7 +79,10 @@ class ObservabilityConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    tracing: TracingSettings = Field(default_factory=TracingSettings)
+    tracing: TracingSettings = Field(
+        default_factory=TracingSettings,
+        description="Where spans go and how many requests are traced.",
+    )
     metrics_export_port: int = Field(
         8080,
         ge=1,

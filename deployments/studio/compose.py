@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from deployments.engines.checks import check_count, check_length
 from deployments.errors import ChildFailed, ErrorKind, InvalidArgument
 from deployments.status import classify
 from deployments.studio.children import Handle, InFlight, call_child
@@ -124,25 +125,17 @@ class Studio:
         brief = request.brief.strip()
         if not brief:
             raise InvalidArgument(field="brief", allowed="non-empty text")
-        if len(request.brief) > limits.max_brief_chars:
-            raise InvalidArgument(
-                field="brief",
-                value=f"{len(request.brief)} characters",
-                allowed=f"at most {limits.max_brief_chars} characters",
-            )
-        if len(request.style) > limits.max_style_chars:
-            raise InvalidArgument(
-                field="style",
-                value=f"{len(request.style)} characters",
-                allowed=f"at most {limits.max_style_chars} characters",
-            )
+        check_length("brief", request.brief, limits.max_brief_chars)
+        check_length("style", request.style, limits.max_style_chars)
         num = request.num_scenes or limits.default_scenes
-        if not 1 <= num <= limits.max_scenes:
-            raise InvalidArgument(
-                field="num_scenes",
-                value=request.num_scenes,
-                allowed=f"1..{limits.max_scenes} (0 takes {limits.default_scenes})",
-            )
+        check_count(
+            "num_scenes",
+            num,
+            1,
+            limits.max_scenes,
+            shown=request.num_scenes,
+            allowed=f"1..{limits.max_scenes} (0 takes {limits.default_scenes})",
+        )
         return num
 
     async def _plan(

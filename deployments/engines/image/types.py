@@ -8,9 +8,9 @@ in, or raises naming the field and the allowed range.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 
+from deployments.engines.checks import check_count, check_range
 from deployments.errors import InvalidArgument, NotFound
 
 __all__ = [
@@ -117,11 +117,6 @@ def _check_size(name: str, value: int, limits: ImageLimits) -> None:
         raise InvalidArgument(field=name, value=value, allowed=_size_rule(limits))
 
 
-def _check_float(name: str, value: float, lo: float, hi: float, rule: str) -> None:
-    if not math.isfinite(value) or not lo <= value <= hi:
-        raise InvalidArgument(field=name, value=value, allowed=rule)
-
-
 def resolve(
     request: ImageRequest,
     limits: ImageLimits,
@@ -144,24 +139,28 @@ def resolve(
     _check_size("width", width, limits)
     _check_size("height", height, limits)
     steps = request.steps or limits.default_steps
-    if not 1 <= steps <= limits.max_steps:
-        raise InvalidArgument(
-            field="steps",
-            value=request.steps,
-            allowed=f"1..{limits.max_steps} (0: default {limits.default_steps})",
-        )
+    check_count(
+        "steps",
+        steps,
+        1,
+        limits.max_steps,
+        shown=request.steps,
+        allowed=f"1..{limits.max_steps} (0: default {limits.default_steps})",
+    )
     guidance = request.guidance_scale
     if guidance is None:
         guidance = limits.default_guidance_scale
     lo, hi = GUIDANCE_RANGE
-    _check_float("guidance_scale", guidance, lo, hi, f"[{lo}, {hi}]")
+    check_range("guidance_scale", guidance, lo, hi)
     num_images = request.num_images or 1
-    if not 1 <= num_images <= limits.max_images:
-        raise InvalidArgument(
-            field="num_images",
-            value=request.num_images,
-            allowed=f"1..{limits.max_images} (0: 1)",
-        )
+    check_count(
+        "num_images",
+        num_images,
+        1,
+        limits.max_images,
+        shown=request.num_images,
+        allowed=f"1..{limits.max_images} (0: 1)",
+    )
     if width * height * num_images > limits.max_total_pixels:
         raise InvalidArgument(
             field="num_images",
@@ -183,10 +182,14 @@ def resolve(
     if fmt not in FORMATS:
         raise InvalidArgument(field="format", value=fmt, allowed=", ".join(FORMATS))
     quality = request.quality or DEFAULT_QUALITY
-    if not 1 <= quality <= 100:
-        raise InvalidArgument(
-            field="quality", value=request.quality, allowed="1..100 (0: default 90)"
-        )
+    check_count(
+        "quality",
+        quality,
+        1,
+        100,
+        shown=request.quality,
+        allowed="1..100 (0: default 90)",
+    )
     strength = _resolve_strength(request, steps)
     if request.preview_every < 0:
         raise InvalidArgument(
@@ -221,12 +224,13 @@ def _resolve_strength(request: ImageRequest, steps: int) -> float | None:
     strength = DEFAULT_STRENGTH if request.strength is None else request.strength
     # Image-to-image runs int(steps * strength) steps; it must be at least one.
     low = 1.0 / steps
-    if not math.isfinite(strength) or not low <= strength <= 1.0:
-        raise InvalidArgument(
-            field="strength",
-            value=strength,
-            allowed=f"[{low:.4g}, 1.0] (at least one of {steps} steps must run)",
-        )
+    check_range(
+        "strength",
+        strength,
+        low,
+        1.0,
+        allowed=f"[{low:.4g}, 1.0] (at least one of {steps} steps must run)",
+    )
     return strength
 
 
@@ -247,8 +251,12 @@ def _resolve_loras(
             )
         seen.add(lora.name)
         weight = lora.weight or 1.0
-        _check_float(
-            f"loras[{i}].weight", weight, lo, hi, f"[{lo}, {hi}] (0: default 1.0)"
+        check_range(
+            f"loras[{i}].weight",
+            weight,
+            lo,
+            hi,
+            allowed=f"[{lo}, {hi}] (0: default 1.0)",
         )
         resolved.append(LoraChoice(lora.name, weight))
     # Sorted: the same set of adapters is the same batch key in any order.

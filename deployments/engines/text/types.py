@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from deployments.engines.checks import check_range
 from deployments.errors import InvalidArgument
 
 __all__ = ["ChatTurn", "TextDelta", "TextLimits", "TextRequest", "validate"]
@@ -69,17 +70,6 @@ class TextDelta:
     queue_seconds: float | None = None
 
 
-def _check_range(
-    name: str, value: float | None, lo: float, hi: float, *, lo_open: bool = False
-) -> None:
-    if value is None:
-        return
-    below = value <= lo if lo_open else value < lo
-    if below or value > hi or value != value:  # value != value: NaN
-        bracket = "(" if lo_open else "["
-        raise InvalidArgument(field=name, value=value, allowed=f"{bracket}{lo}, {hi}]")
-
-
 def validate(request: TextRequest, limits: TextLimits) -> None:
     """Reject anything the engine would choke on, naming the field and range.
 
@@ -103,10 +93,10 @@ def validate(request: TextRequest, limits: TextLimits) -> None:
             value=request.max_tokens,
             allowed=f"1..{limits.max_model_len - 1} (context window minus prompt)",
         )
-    _check_range("temperature", request.temperature, 0.0, 2.0)
-    _check_range("top_p", request.top_p, 0.0, 1.0, lo_open=True)
-    _check_range("presence_penalty", request.presence_penalty, -2.0, 2.0)
-    _check_range("frequency_penalty", request.frequency_penalty, -2.0, 2.0)
+    check_range("temperature", request.temperature, 0.0, 2.0)
+    check_range("top_p", request.top_p, 0.0, 1.0, lo_open=True)
+    check_range("presence_penalty", request.presence_penalty, -2.0, 2.0)
+    check_range("frequency_penalty", request.frequency_penalty, -2.0, 2.0)
     if request.top_k is not None and request.top_k < -1:
         raise InvalidArgument(
             field="top_k", value=request.top_k, allowed="-1 or 0 (off), or >= 1"

@@ -5,9 +5,9 @@ Pure Python (no torch, no protos) so converters and tests use them cheaply.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+from deployments.engines.checks import check_length, check_range
 from deployments.engines.voice.audio import FORMATS, AudioFormat
 from deployments.errors import InvalidArgument, NotFound
 
@@ -82,16 +82,13 @@ def validate(request: SpeechRequest, limits: VoiceLimits) -> None:
     text_allowed = f"1..{limits.max_text_chars} characters"
     if not request.text.strip():
         raise InvalidArgument(field="text", allowed=text_allowed, reason="empty")
-    if len(request.text) > limits.max_text_chars:
-        raise InvalidArgument(
-            field="text", value=f"{len(request.text)} characters", allowed=text_allowed
-        )
-    rate = request.speaking_rate
-    lo, hi = limits.min_speaking_rate, limits.max_speaking_rate
-    if rate is not None and not (math.isfinite(rate) and lo <= rate <= hi):
-        raise InvalidArgument(
-            field="speaking_rate", value=rate, allowed=f"[{lo}, {hi}]"
-        )
+    check_length("text", request.text, limits.max_text_chars, allowed=text_allowed)
+    check_range(
+        "speaking_rate",
+        request.speaking_rate,
+        limits.min_speaking_rate,
+        limits.max_speaking_rate,
+    )
     if request.format not in limits.formats:
         raise InvalidArgument(
             field="format", value=request.format, allowed=", ".join(limits.formats)
