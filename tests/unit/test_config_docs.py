@@ -51,9 +51,7 @@ def _fields(model: type[BaseModel], prefix: str = "") -> dict[str, str | None]:
 def _all_fields() -> dict[str, str | None]:
     found: dict[str, str | None] = {}
     for model in ROOT_MODELS:
-        found.update(
-            {f"{model.__name__}.{p}": d for p, d in _fields(model).items()}
-        )
+        found.update({f"{model.__name__}.{p}": d for p, d in _fields(model).items()})
     return found
 
 
@@ -86,8 +84,6 @@ def test_readme_config_tables_name_only_keys_that_exist() -> None:
     assert len(keys) > 20  # the parser found the tables
     paths = {p.split(".", 1)[1] for p in _all_fields()}
     unknown = [
-        key
-        for key in keys
-        if not any(p == key or p.endswith(f".{key}") for p in paths)
+        key for key in keys if not any(p == key or p.endswith(f".{key}") for p in paths)
     ]
     assert unknown == [], f"README config tables name unknown keys: {unknown}"
