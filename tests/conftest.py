@@ -1,4 +1,4 @@
-"""Shared fixtures: the demo checkpoints and free ports."""
+"""Session fixtures and hooks; the helpers they use live in tests/helpers."""
 
 from __future__ import annotations
 
@@ -6,19 +6,22 @@ from pathlib import Path
 
 import pytest
 
-from deployments.launch import free_port
-
-__all__ = ["DEMO", "ROOT", "free_port"]
-
-ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "models" / "demo"
+from tests.helpers import build_demo_models
+from tests.helpers.devices import cuda_available
 
 
 @pytest.fixture(scope="session")
 def demo_models() -> Path:
     """The offline demo checkpoints (built once; `make models` does the same)."""
-    from models.build_demo import FAMILIES
+    return build_demo_models()
 
-    for name, build in FAMILIES.items():
-        build(DEMO / name)
-    return DEMO
+
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Tests marked `gpu` are skipped where torch sees no CUDA device."""
+    gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
+    if gpu_tests and not cuda_available():
+        skip = pytest.mark.skip(reason="needs a CUDA GPU")
+        for item in gpu_tests:
+            item.add_marker(skip)

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2
 from PIL import Image
 
 from maestro import AsyncMaestroClient, MaestroClient, MaestroRpcError
@@ -19,22 +18,13 @@ from maestro.v1 import models_pb2
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-SERVING = health_pb2.HealthCheckResponse.SERVING
-
 
 @pytest.fixture(scope="module")
 def image_server(server: str) -> str:
     """The server once the image engine answers (it loads beside vLLM)."""
-    deadline = time.monotonic() + 120
     with MaestroClient(server, timeout=5) as client:
-        while time.monotonic() < deadline:
-            try:
-                if client.health("image") == SERVING:
-                    return server
-            except MaestroRpcError:
-                pass
-            time.sleep(0.5)
-    raise RuntimeError("image not SERVING after 120 s")
+        client.wait_until_serving(120, ["image"])
+    return server
 
 
 @pytest.fixture

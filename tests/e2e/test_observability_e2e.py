@@ -19,7 +19,6 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -29,8 +28,8 @@ import yaml
 from maestro import MaestroClient
 from maestro.tracing import traced_channel
 from observability.metrics import METRICS, exported_names
-from tests.conftest import ROOT, free_port
-from tests.e2e.conftest import STACK
+from tests.helpers import ROOT, free_port
+from tests.helpers.serve_run import ServeRun
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -39,9 +38,11 @@ SCRAPE_WAIT_S = 120  # Ray reports metrics every few seconds; Prometheus scrapes
 DASHBOARD = ROOT / "observability" / "grafana" / "dashboards" / "maestro.json"
 
 
-def _trace(trace_id: str, expect: set[str]) -> dict[str, dict[str, Any]]:
+def _trace(
+    stack: ServeRun, trace_id: str, expect: set[str]
+) -> dict[str, dict[str, Any]]:
     """The spans of `trace_id` (by span id) once the names in `expect` are there."""
-    path = Path(STACK["spans"])
+    path = stack.spans
     deadline = time.monotonic() + SPAN_WAIT_S
     spans: dict[str, dict[str, Any]] = {}
     while time.monotonic() < deadline:
@@ -63,9 +64,9 @@ def _ancestors(span: dict[str, Any], spans: dict[str, dict[str, Any]]) -> list[s
     return names
 
 
-def test_stream_text_is_one_trace_from_client_to_engine(server: str) -> None:
-    channel, traces = traced_channel(grpc.insecure_channel(server))
-    with MaestroClient(server, timeout=60, channel=channel) as client:
+def test_stream_text_is_one_trace_from_client_to_engine(stack: ServeRun) -> None:
+    channel, traces = traced_channel(grpc.insecure_channel(stack.target))
+    with MaestroClient(stack.target, timeout=60, channel=channel) as client:
         chunks = list(client.stream_text("Once upon a time", max_tokens=8))
     assert chunks[-1].finish_reason
     (traceparent,) = traces.started
@@ -75,7 +76,7 @@ def test_stream_text_is_one_trace_from_client_to_engine(server: str) -> None:
 
     replica_name = "replica_handle_request Text StreamText"
     spans = _trace(
-        sent_trace_id, {replica_name, "text.StreamText", "text.engine.stream"}
+        stack, sent_trace_id, {replica_name, "text.StreamText", "text.engine.stream"}
     )
     by_name = {s["name"]: s for s in spans.values()}
     replica = by_name[replica_name]
@@ -94,7 +95,9 @@ def test_stream_text_is_one_trace_from_client_to_engine(server: str) -> None:
     assert attrs["rpc.grpc.status"] == "OK"
 
 
-def test_compose_is_one_trace_holding_every_child_call(client: MaestroClient) -> None:
+def test_compose_is_one_trace_holding_every_child_call(
+    stack: ServeRun, client: MaestroClient
+) -> None:
     events = list(
         client.compose("a lighthouse keeper", num_scenes=2, seed=3, width=64, height=64)
     )
@@ -103,6 +106,7 @@ def test_compose_is_one_trace_holding_every_child_call(client: MaestroClient) ->
     assert len(done.trace_id) == 32
     children = {"text.GenerateText", "image.GenerateImage", "voice.Synthesize"}
     spans = _trace(
+        stack,
         done.trace_id,
         {"studio.Compose", "studio.plan", "text.engine.generate"}
         | children
@@ -125,9 +129,9 @@ def test_compose_is_one_trace_holding_every_child_call(client: MaestroClient) ->
     assert voice["attributes"]["maestro.voice.audio_seconds"] > 0
 
 
-def test_cli_prints_the_trace_id(server: str) -> None:
+def test_cli_prints_the_trace_id(stack: ServeRun) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "maestro.cli", "--target", server, "--trace"]
+        [sys.executable, "-m", "maestro.cli", "--target", stack.target, "--trace"]
         + ["text", "hello", "--max-tokens", "4", "--no-stream"],
         capture_output=True,
         text=True,
@@ -136,11 +140,13 @@ def test_cli_prints_the_trace_id(server: str) -> None:
     assert done.returncode == 0, done.stderr
     (line,) = [x for x in done.stderr.splitlines() if x.startswith("trace_id: ")]
     trace_id = line.removeprefix("trace_id: ")
-    _trace(trace_id, {"text.GenerateText", "text.engine.generate"})
+    _trace(stack, trace_id, {"text.GenerateText", "text.engine.generate"})
 
 
 @pytest.fixture(scope="module")
-def prometheus(server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def prometheus(
+    stack: ServeRun, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """Prometheus on the shipped scrape config, pointed at the session stack."""
     binary = shutil.which("prometheus")
     if binary is None:
@@ -151,7 +157,7 @@ def prometheus(server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     config["global"]["scrape_interval"] = "1s"
     config["rule_files"] = [str(shipped / "alerts.yml")]
     (job,) = config["scrape_configs"]
-    job["static_configs"] = [{"targets": [f"127.0.0.1:{STACK['metrics_port']}"]}]
+    job["static_configs"] = [{"targets": [f"127.0.0.1:{stack.metrics_port}"]}]
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
     log = (workdir / "prometheus.log").open("w")

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2
 from PIL import Image, ImageChops
 
 from maestro import AsyncMaestroClient, MaestroClient, MaestroRpcError
@@ -40,16 +39,9 @@ HEAVY = {"num_scenes": 4, "width": 128, "height": 128, "steps": 50}
 @pytest.fixture(scope="module")
 def studio(server: str) -> str:
     """The server, once the studio (and so every family) answers SERVING."""
-    deadline = time.monotonic() + READY_S
     with MaestroClient(server, timeout=10) as client:
-        while time.monotonic() < deadline:
-            try:
-                if client.health("studio") == health_pb2.HealthCheckResponse.SERVING:
-                    return server
-            except MaestroRpcError:
-                pass
-            time.sleep(1)
-    raise RuntimeError(f"studio not SERVING after {READY_S} s")
+        client.wait_until_serving(READY_S, ["studio"])
+    return server
 
 
 @pytest.fixture

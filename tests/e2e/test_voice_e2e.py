@@ -33,16 +33,9 @@ READY_S = 120
 @pytest.fixture(scope="module")
 def voice(server: str) -> str:
     """The server, once the voice application answers SERVING."""
-    deadline = time.monotonic() + READY_S
     with MaestroClient(server, timeout=5) as client:
-        while time.monotonic() < deadline:
-            try:
-                if client.health("voice") == health_pb2.HealthCheckResponse.SERVING:
-                    return server
-            except MaestroRpcError:
-                pass
-            time.sleep(0.5)
-    raise RuntimeError(f"voice not SERVING after {READY_S} s")
+        client.wait_until_serving(READY_S, ["voice"])
+    return server
 
 
 @pytest.fixture

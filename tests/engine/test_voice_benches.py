@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from bench import voice_bench, voice_gpu
 
@@ -21,7 +20,6 @@ def test_gpu_engine_bench_runs_on_cpu_small(
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_gpu_engine_bench_mms_size(capsys: pytest.CaptureFixture[str]) -> None:
     assert voice_gpu.main(["--device", "cuda", "--repeats", "2"]) == 0
     assert "MMS-TTS-eng-size" in capsys.readouterr().out

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from maestro import AsyncMaestroClient, MaestroClient, MaestroRpcError
-from tests.conftest import ROOT
-from tests.serve.stack import deploy, local_serve, replica_counts, wait_for
+from tests.helpers import ROOT, await_for
+from tests.helpers.serve_stack import deploy, local_serve, replica_counts
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +56,7 @@ async def test_voice_scales_out_under_load_and_back_in(demo_models) -> None:
     with local_serve(num_cpus=4, num_gpus=0, env=FAST_METRICS) as target:
         deploy([_voice_app()])
         with MaestroClient(target, timeout=10) as client:
-            wait_for(lambda: _ready(client), 120, "voice ready")
+            client.wait_until_serving(120, ["voice"])
         failures: list[MaestroRpcError] = []
         done = 0
         load = asyncio.Event()  # set: full load; clear: one trickling caller
@@ -79,33 +79,17 @@ async def test_voice_scales_out_under_load_and_back_in(demo_models) -> None:
             callers = [asyncio.create_task(caller(client, i)) for i in range(8)]
             try:
                 began = time.monotonic()
-                await _until(lambda: _running("voice") >= 2, 90, "scale-out to 2")
+                await await_for(lambda: _running("voice") >= 2, 90, "scale-out to 2")
                 scaled_out_s = time.monotonic() - began
                 load.clear()  # one caller keeps going through the scale-in
-                await _until(
+                await await_for(
                     lambda: replica_counts("voice") == {"RUNNING": 1}, 90, "scale-in"
                 )
                 before = done
-                await _until(lambda: done >= before + 3, 30, "calls after scale-in")
+                await await_for(lambda: done >= before + 3, 30, "calls after scale-in")
             finally:
                 for task in callers:
                     task.cancel()
                 await asyncio.gather(*callers, return_exceptions=True)
         assert not failures, failures[:3]
         assert done > 10 and scaled_out_s < 90
-
-
-def _ready(client: MaestroClient) -> bool:
-    try:
-        models = client.list_models(["voice"])  # [] until the app is routed
-        return bool(models) and models[0].ready
-    except MaestroRpcError:
-        return False
-
-
-async def _until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await asyncio.to_thread(condition):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.5)

@@ -27,8 +27,13 @@ from ray.cluster_utils import Cluster
 from ray.serve.config import gRPCOptions
 
 from maestro import MaestroClient, MaestroRpcError, RetryPolicy
-from tests.conftest import free_port
-from tests.serve.stack import FAST_WARNINGS, demo_profile, deploy, replica_counts
+from tests.helpers import free_port, wait_for
+from tests.helpers.serve_stack import (
+    FAST_WARNINGS,
+    demo_profile,
+    deploy,
+    replica_counts,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -53,14 +58,6 @@ def _replica_nodes(client: MaestroClient, tries: int = 40) -> set[str]:
         (model,) = client.list_models(["voice"])
         nodes.add(model.stats["node_id"])
     return nodes
-
-
-def _wait(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.5)
 
 
 def test_losing_a_worker_node_mid_traffic(demo_models) -> None:
@@ -94,7 +91,9 @@ def test_losing_a_worker_node_mid_traffic(demo_models) -> None:
         target = f"127.0.0.1:{port}"
         deploy([_voice_app()])
         with MaestroClient(target, timeout=10, retry=RETRY) as client:
-            _wait(lambda: replica_counts("voice") == {"RUNNING": 2}, 120, "2 replicas")
+            wait_for(
+                lambda: replica_counts("voice") == {"RUNNING": 2}, 120, "2 replicas"
+            )
             nodes = _replica_nodes(client)
             assert nodes == {first.node_id[:12], second.node_id[:12]}, nodes
 
@@ -123,20 +122,20 @@ def test_losing_a_worker_node_mid_traffic(demo_models) -> None:
             for thread in callers:
                 thread.start()
             try:
-                _wait(lambda: outcomes["OK"] >= 8, 60, "traffic")
+                wait_for(lambda: outcomes["OK"] >= 8, 60, "traffic")
                 cluster.remove_node(first)  # its replica dies mid-request
                 ok_at_loss = outcomes["OK"]
-                _wait(lambda: outcomes["OK"] >= ok_at_loss + 8, 60, "the survivor")
+                wait_for(lambda: outcomes["OK"] >= ok_at_loss + 8, 60, "the survivor")
                 # The controller notices at its next health check of the lost
                 # replica; its replacement waits for a GPU (no node has one
                 # free) until a node joins, as a KubeRay worker pod would.
-                _wait(lambda: replica_counts("voice") != {"RUNNING": 2}, 60, "loss")
+                wait_for(lambda: replica_counts("voice") != {"RUNNING": 2}, 60, "loss")
                 third = cluster.add_node(num_cpus=2, num_gpus=1)
-                _wait(
+                wait_for(
                     lambda: replica_counts("voice") == {"RUNNING": 2}, 120, "reschedule"
                 )
                 ok_after = outcomes["OK"]
-                _wait(lambda: outcomes["OK"] >= ok_after + 8, 60, "recovery")
+                wait_for(lambda: outcomes["OK"] >= ok_after + 8, 60, "recovery")
             finally:
                 stop.set()
                 for thread in callers:

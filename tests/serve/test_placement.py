@@ -2,9 +2,9 @@
 
 Ray is started with *logical* GPUs (1, 3, then 2) and each profile is
 deployed with its real resource shapes (`ray_actor_options`) while the demo
-checkpoints run on the CPU (see tests/serve/stack.py; text is a stand-in with
-the text deployment's shape, no vLLM). Each family reports the GPU ids Ray
-assigned its replica in ListModels stats (`gpu_ids`).
+checkpoints run on the CPU (see tests/helpers/serve_stack.py; text is a
+stand-in with the text deployment's shape, no vLLM). Each family reports the
+GPU ids Ray assigned its replica in ListModels stats (`gpu_ids`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from grpc_health.v1 import health_pb2
 from ray import serve
 
 from maestro import MaestroClient, MaestroRpcError
-from tests.serve.stack import demo_profile, deploy, local_serve, wait_for
+from tests.helpers import wait_for
+from tests.helpers.serve_stack import demo_profile, deploy, local_serve
 
 pytestmark = pytest.mark.slow
 
@@ -26,14 +27,7 @@ SHARED = "serve_config.gpu.yaml"
 EXCLUSIVE = "serve_config.gpu-exclusive.yaml"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-STARTUP_S = 120
-
-
-def _serving(client: MaestroClient, family: str) -> bool:
-    try:
-        return client.health(family) == SERVING
-    except MaestroRpcError:
-        return False
+STARTUP_S = 240  # a profile's families, started together, until all serve
 
 
 def _gpu_ids(client: MaestroClient, families: list[str]) -> dict[str, str]:
@@ -46,8 +40,7 @@ def test_shared_profile_puts_every_family_on_one_gpu(demo_models) -> None:
     with local_serve(num_cpus=16, num_gpus=1) as target:
         deploy(demo_profile(SHARED, ["text", "image", "voice", "studio"]))
         with MaestroClient(target, timeout=10) as client:
-            for family in ("text", "image", "voice", "studio"):
-                wait_for(lambda f=family: _serving(client, f), STARTUP_S, family)
+            client.wait_until_serving(STARTUP_S, ["text", "image", "voice", "studio"])
             ids = _gpu_ids(client, ["text", "image", "voice"])
             assert ids == {"text": "0", "image": "0", "voice": "0"}
             # 0.4 + 0.4 + 0.1 of the one card are taken; the studio takes none.
@@ -60,8 +53,7 @@ def test_exclusive_profile_gives_each_family_its_own_gpu(demo_models) -> None:
     with local_serve(num_cpus=16, num_gpus=3) as target:
         deploy(demo_profile(EXCLUSIVE, ["text", "image", "voice"]))
         with MaestroClient(target, timeout=10) as client:
-            for family in ("text", "image", "voice"):
-                wait_for(lambda f=family: _serving(client, f), STARTUP_S, family)
+            client.wait_until_serving(STARTUP_S, ["text", "image", "voice"])
             ids = _gpu_ids(client, ["text", "image", "voice"])
             assert sorted(ids.values()) == ["0", "1", "2"], ids
             assert ray.available_resources().get("GPU", 0) == 0
@@ -74,8 +66,7 @@ def test_family_that_does_not_fit_waits_and_says_why(demo_models) -> None:
         # the studio starts before the image deployment exists at all.
         deploy(demo_profile(EXCLUSIVE, ["text", "voice", "studio"]))
         with MaestroClient(target, timeout=10) as client:
-            for family in ("text", "voice"):
-                wait_for(lambda f=family: _serving(client, f), STARTUP_S, family)
+            client.wait_until_serving(STARTUP_S, ["text", "voice"])
             deploy(demo_profile(EXCLUSIVE, ["text", "image", "voice", "studio"]))
 
             def studio_says_image_waits() -> str | None:

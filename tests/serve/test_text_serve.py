@@ -21,7 +21,7 @@ from ray.serve.config import gRPCOptions
 
 from deployments.text import TextDeployment, resolve_config
 from maestro import AsyncMaestroClient, MaestroClient, MaestroRpcError
-from tests.conftest import ROOT, free_port
+from tests.helpers import ROOT, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from concurrent import futures
 
 import grpc
 import pytest
@@ -12,7 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from maestro import AsyncMaestroClient, MaestroClient, MaestroRpcError, RetryPolicy
 from maestro.v1 import models_pb2, models_pb2_grpc, text_pb2, text_pb2_grpc
-from tests.conftest import free_port
+from tests.helpers.grpc_server import in_process_server
 
 FAST = RetryPolicy(attempts=4, initial_backoff_s=0.01, max_backoff_s=0.05)
 
@@ -53,15 +52,13 @@ class Flaky(
 @pytest.fixture
 def server() -> Iterator[tuple[str, Flaky]]:
     flaky = Flaky()
-    grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    models_pb2_grpc.add_ModelServiceServicer_to_server(flaky, grpc_server)
-    text_pb2_grpc.add_TextServiceServicer_to_server(flaky, grpc_server)
-    health_pb2_grpc.add_HealthServicer_to_server(flaky, grpc_server)
-    port = free_port()
-    grpc_server.add_insecure_port(f"127.0.0.1:{port}")
-    grpc_server.start()
-    yield f"127.0.0.1:{port}", flaky
-    grpc_server.stop(None)
+    with in_process_server(
+        flaky,
+        models_pb2_grpc.add_ModelServiceServicer_to_server,
+        text_pb2_grpc.add_TextServiceServicer_to_server,
+        health_pb2_grpc.add_HealthServicer_to_server,
+    ) as target:
+        yield target, flaky
 
 
 def test_reads_retry_unavailable_until_they_succeed(server) -> None:

@@ -13,7 +13,7 @@ from deployments.image.config import ImageAppConfig
 from deployments.studio.config import StudioAppConfig
 from deployments.text.config import TextAppConfig
 from deployments.voice.config import VoiceAppConfig
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 CONFIGS = sorted(ROOT.glob("serve_config*.yaml"))
 ARGS_MODELS = {

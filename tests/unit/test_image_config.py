@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from deployments.image import resolve_config
 from deployments.image.config import ImageAppConfig
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def _image_args(name: str = "serve_config.yaml") -> dict:

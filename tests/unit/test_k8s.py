@@ -8,7 +8,7 @@ import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 _spec = importlib.util.spec_from_file_location("gen_k8s", ROOT / "scripts/gen_k8s.py")
 assert _spec and _spec.loader

@@ -41,7 +41,7 @@ from observability.config import (
     load,
     tracing_environment,
 )
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 _EXPORTER = InMemorySpanExporter()
 

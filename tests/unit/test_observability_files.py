@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from observability.metrics import METRICS, exported_names
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 OBS = ROOT / "observability"
 PROMETHEUS = OBS / "prometheus"

@@ -13,7 +13,7 @@ from deployments.errors import InvalidArgument, NotFound
 from deployments.voice.config import VoiceAppConfig
 from deployments.voice.converters import to_engine_request
 from maestro.v1 import voice_pb2
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 LIMITS = VoiceLimits(
     max_text_chars=50,

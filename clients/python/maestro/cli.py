@@ -3,6 +3,7 @@
 maestro text "Once upon a time" --max-tokens 64     # streams to the terminal
 maestro models                                      # every family's models
 maestro health
+maestro wait text --seconds 120                     # until text is SERVING
 maestro --trace text "hi"                           # + the call's trace id
 """
 
@@ -105,6 +106,17 @@ def _health(client: MaestroClient, args: argparse.Namespace) -> int:
     return worst
 
 
+def _wait(client: MaestroClient, args: argparse.Namespace) -> int:
+    families = args.families or FAMILIES
+    try:
+        client.wait_until_serving(args.seconds, families)
+    except TimeoutError as error:
+        print(f"maestro: {error}", file=sys.stderr)
+        return 1
+    print(f"SERVING: {' '.join(families)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="maestro", description=__doc__.splitlines()[0]
@@ -151,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     health = sub.add_parser("health", help="health of each application")
     health.add_argument("families", nargs="*", help=f"default: {' '.join(FAMILIES)}")
     health.set_defaults(run=_health)
+
+    wait = sub.add_parser("wait", help="block until each application is SERVING")
+    wait.add_argument("families", nargs="*", help=f"default: {' '.join(FAMILIES)}")
+    wait.add_argument("--seconds", type=float, default=60.0, help="give up after")
+    wait.set_defaults(run=_wait)
     return parser
 
 

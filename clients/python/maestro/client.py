@@ -1,21 +1,21 @@
 """Typed sync and async clients; each call carries its `application` routing key.
 
 Ray Serve's proxy routes a call to an application by the `application`
-metadata key, so every method here sets it from the service it calls. Errors
-surface as `MaestroRpcError` with the status code, the server's details and
-the request id.
+metadata key, so every method here sets it from the service it calls
+(maestro.routing). Errors surface as `MaestroRpcError` (maestro.errors) with
+the status code, the server's details and the request id.
 """
 
 from __future__ import annotations
 
-import collections
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import aclosing
 from typing import Any, TypeVar
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from maestro.errors import MaestroRpcError
+from maestro.health_client import AsyncHealthMethods, HealthMethods
 from maestro.image_client import AsyncImageMethods, ImageMethods
 from maestro.retry import (
     NO_RETRY,
@@ -24,6 +24,7 @@ from maestro.retry import (
     call_with_retry,
     seeded_policy,
 )
+from maestro.routing import FAMILIES, route, routed_channel
 from maestro.streams import aserver_stream, server_stream
 from maestro.studio_client import AsyncStudioMethods, StudioMethods
 from maestro.v1 import models_pb2, models_pb2_grpc, text_pb2, text_pb2_grpc
@@ -38,32 +39,11 @@ __all__ = [
     "routed_channel",
 ]
 
-FAMILIES = ("text", "image", "voice", "studio")
 DEFAULT_TARGET = "127.0.0.1:9000"
 # Streams and images can be large; the server bounds what it sends.
 _CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
 Msg = TypeVar("Msg")
 Messages = Iterable[Mapping[str, str] | tuple[str, str]]
-
-
-class MaestroRpcError(Exception):
-    """A call failed: `code` (grpc.StatusCode), `details`, `request_id`."""
-
-    def __init__(
-        self, code: grpc.StatusCode, details: str, request_id: str = ""
-    ) -> None:
-        self.code, self.details, self.request_id = code, details, request_id
-        super().__init__(f"{code.name}: {details}")
-
-    @classmethod
-    def from_rpc_error(cls, error: grpc.RpcError) -> MaestroRpcError:
-        call: Any = error
-        trailing = dict(call.trailing_metadata() or ())
-        return cls(call.code(), call.details() or "", trailing.get("x-request-id", ""))
-
-
-def _route(family: str) -> tuple[tuple[str, str], ...]:
-    return (("application", family),)
 
 
 def _text_request(
@@ -82,69 +62,7 @@ def _text_request(
     return cls(prompt=prompt or "", messages=turns, **fields)
 
 
-class _CallDetails(
-    collections.namedtuple(
-        "_CallDetails",
-        (
-            "method",
-            "timeout",
-            "metadata",
-            "credentials",
-            "wait_for_ready",
-            "compression",
-        ),
-    ),
-    grpc.ClientCallDetails,
-):
-    pass
-
-
-class _RouteInterceptor(
-    grpc.UnaryUnaryClientInterceptor,
-    grpc.UnaryStreamClientInterceptor,
-    grpc.StreamUnaryClientInterceptor,
-    grpc.StreamStreamClientInterceptor,
-):
-    """Adds the `application` key to every call that does not carry one."""
-
-    def __init__(self, family: str) -> None:
-        self._route = _route(family)
-
-    def _details(self, details: Any) -> _CallDetails:
-        metadata = list(details.metadata or ())
-        if not any(key == "application" for key, _ in metadata):
-            metadata.extend(self._route)
-        return _CallDetails(
-            details.method,
-            details.timeout,
-            metadata,
-            details.credentials,
-            details.wait_for_ready,
-            details.compression,
-        )
-
-    def intercept_unary_unary(self, continuation, details, request):  # type: ignore[no-untyped-def]
-        return continuation(self._details(details), request)
-
-    intercept_unary_stream = intercept_unary_unary
-
-    def intercept_stream_unary(self, continuation, details, requests):  # type: ignore[no-untyped-def]
-        return continuation(self._details(details), requests)
-
-    intercept_stream_stream = intercept_stream_unary
-
-
-def routed_channel(channel: grpc.Channel, family: str) -> grpc.Channel:
-    """`channel` with every call routed to one application.
-
-    For generic stubs and tools that cannot set metadata per call, such as
-    grpcio-reflection's descriptor database (reflection, like any call through
-    the HAProxy ingress, needs a routing key; any family answers it).
-    """
-    return grpc.intercept_channel(channel, _RouteInterceptor(family))
-
-
-class MaestroClient(ImageMethods, VoiceMethods, StudioMethods):
+class MaestroClient(HealthMethods, ImageMethods, VoiceMethods, StudioMethods):
     """Blocking client. `timeout` (seconds) is the default deadline per call.
 
     `retry`: how idempotent calls (ListModels, Health, seeded unary
@@ -166,7 +84,6 @@ class MaestroClient(ImageMethods, VoiceMethods, StudioMethods):
         self.retry = retry or NO_RETRY
         self._text = text_pb2_grpc.TextServiceStub(self.channel)
         self._models = models_pb2_grpc.ModelServiceStub(self.channel)
-        self._health = health_pb2_grpc.HealthStub(self.channel)
 
     def __enter__(self) -> MaestroClient:
         return self
@@ -193,7 +110,7 @@ class MaestroClient(ImageMethods, VoiceMethods, StudioMethods):
         try:
             return call_with_retry(
                 lambda t: self._text.GenerateText(
-                    request, timeout=t, metadata=_route("text")
+                    request, timeout=t, metadata=route("text")
                 ),
                 seeded_policy(self, request),
                 self._deadline(timeout),
@@ -212,7 +129,7 @@ class MaestroClient(ImageMethods, VoiceMethods, StudioMethods):
         """Text deltas as they arrive; closing the iterator cancels the call."""
         request = _text_request(text_pb2.StreamTextRequest, prompt, messages, params)
         call = self._text.StreamText(
-            request, timeout=self._deadline(timeout), metadata=_route("text")
+            request, timeout=self._deadline(timeout), metadata=route("text")
         )
         yield from server_stream(call)
 
@@ -225,7 +142,7 @@ class MaestroClient(ImageMethods, VoiceMethods, StudioMethods):
             try:
                 reply = call_with_retry(
                     lambda t, f=family: self._models.ListModels(
-                        models_pb2.ListModelsRequest(), timeout=t, metadata=_route(f)
+                        models_pb2.ListModelsRequest(), timeout=t, metadata=route(f)
                     ),
                     self.retry,
                     self._deadline(None),
@@ -237,23 +154,10 @@ class MaestroClient(ImageMethods, VoiceMethods, StudioMethods):
             models.extend(reply.models)
         return models
 
-    def health(self, family: str, service: str = "") -> int:
-        """`HealthCheckResponse.ServingStatus` of one application."""
-        try:
-            return call_with_retry(
-                lambda t: self._health.Check(
-                    health_pb2.HealthCheckRequest(service=service),
-                    timeout=t,
-                    metadata=_route(family),
-                ),
-                self.retry,
-                self._deadline(None),
-            ).status
-        except grpc.RpcError as error:
-            raise MaestroRpcError.from_rpc_error(error) from None
 
-
-class AsyncMaestroClient(AsyncImageMethods, AsyncVoiceMethods, AsyncStudioMethods):
+class AsyncMaestroClient(
+    AsyncHealthMethods, AsyncImageMethods, AsyncVoiceMethods, AsyncStudioMethods
+):
     """asyncio client with the same methods as MaestroClient."""
 
     def __init__(
@@ -296,7 +200,7 @@ class AsyncMaestroClient(AsyncImageMethods, AsyncVoiceMethods, AsyncStudioMethod
         try:
             return await acall_with_retry(
                 lambda t: self._text.GenerateText(
-                    request, timeout=t, metadata=_route("text")
+                    request, timeout=t, metadata=route("text")
                 ),
                 seeded_policy(self, request),
                 self._deadline(timeout),
@@ -314,7 +218,7 @@ class AsyncMaestroClient(AsyncImageMethods, AsyncVoiceMethods, AsyncStudioMethod
     ) -> AsyncIterator[text_pb2.StreamTextResponse]:
         request = _text_request(text_pb2.StreamTextRequest, prompt, messages, params)
         call = self._text.StreamText(
-            request, timeout=self._deadline(timeout), metadata=_route("text")
+            request, timeout=self._deadline(timeout), metadata=route("text")
         )
         # aclosing: an early close of this stream cancels the call at once.
         async with aclosing(aserver_stream(call)) as messages:
@@ -329,7 +233,7 @@ class AsyncMaestroClient(AsyncImageMethods, AsyncVoiceMethods, AsyncStudioMethod
             try:
                 reply = await acall_with_retry(
                     lambda t, f=family: self._models.ListModels(
-                        models_pb2.ListModelsRequest(), timeout=t, metadata=_route(f)
+                        models_pb2.ListModelsRequest(), timeout=t, metadata=route(f)
                     ),
                     self.retry,
                     self._deadline(None),

@@ -1,4 +1,4 @@
-"""Call plumbing shared by the family clients: errors and server streams.
+"""Server streams, shared by every family's sync and asyncio clients.
 
 Every server-streaming method of the sync and asyncio clients yields through
 `server_stream` / `aserver_stream`: gRPC errors come out as `MaestroRpcError`
@@ -12,17 +12,11 @@ from typing import Any, TypeVar
 
 import grpc
 
-__all__ = ["aserver_stream", "rpc_error", "server_stream"]
+from maestro.errors import rpc_error
+
+__all__ = ["aserver_stream", "server_stream"]
 
 T = TypeVar("T")
-
-
-def rpc_error(error: grpc.RpcError) -> Exception:
-    """The `MaestroRpcError` for a gRPC error."""
-    # Imported here: maestro.client imports the family clients that use this.
-    from maestro.client import MaestroRpcError
-
-    return MaestroRpcError.from_rpc_error(error)
 
 
 def server_stream(call: Any) -> Iterator[Any]:

@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 import grpc
 
+from maestro.errors import rpc_error as _error
 from maestro.retry import acall_with_retry, call_with_retry, seeded_policy
 from maestro.streams import aserver_stream, server_stream
-from maestro.streams import rpc_error as _error
 from maestro.v1 import voice_pb2, voice_pb2_grpc
 
 __all__ = [

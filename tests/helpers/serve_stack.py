@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,7 +22,8 @@ from ray import serve
 from ray.serve.config import gRPCOptions
 from ray.serve.schema import ServeDeploySchema
 
-from tests.conftest import ROOT, free_port
+from deployments.launch import free_port
+from tests.helpers.paths import ROOT
 
 __all__ = [
     "FAST_WARNINGS",
@@ -31,7 +31,6 @@ __all__ = [
     "deploy",
     "local_serve",
     "replica_counts",
-    "wait_for",
 ]
 
 # Ray names the missing resources of a replica that waits this long (30 s by
@@ -126,16 +125,3 @@ def replica_counts(app: str) -> dict[str, int]:
         str(getattr(state, "value", state)): count
         for state, count in (deployment.replica_states or {}).items()
     }
-
-
-def wait_for(
-    condition: Callable[[], Any], timeout: float, what: str, every: float = 0.25
-) -> Any:
-    """Poll `condition` until truthy; fail naming `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
