@@ -26,11 +26,16 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.stack import MemorySampler, app_config, base_config, replica_counts, stack
-from bench.text_bench import log
+from bench.lib.log import log
+from bench.lib.markdown import Page, fmt, pyplot
+from bench.lib.memory import MemorySampler, replica_counts
+from bench.lib.results import from_dict, to_dict
+from bench.lib.serve_config import app_config, base_config
+from bench.lib.stack import stack
 
 APPS = {
     "voice": "ray::ServeReplica:voice:Voice",
@@ -43,6 +48,33 @@ SHORT_DELAYS = {
     "look_back_period_s": 3.0,
     "metrics_interval_s": 1.0,
 }
+
+
+@dataclass
+class AutoscaleResult:
+    """The settings used, the load, and the replica count over time."""
+
+    application: str
+    autoscaling_config_in_file: dict[str, Any]
+    overridden_for_run: dict[str, Any]
+    autoscaling_config_used: dict[str, Any]
+    load_concurrency: int
+    load_s: float
+    load: dict[str, Any]
+    events: dict[str, float]
+    replicas_timeline: list[tuple[float, int]]
+    peak_replicas: int
+    scaled_up: bool
+    fell_back: bool
+    scale_up_after_s: float | None
+    scale_down_after_s: float | None
+
+    @classmethod
+    def from_doc(cls, data: dict[str, Any]) -> AutoscaleResult:
+        load = dict(data["load"])  # older runs of --app image counted images
+        load.setdefault("requests", load.get("images"))
+        load.setdefault("requests_per_s", load.get("images_per_s"))
+        return from_dict(cls, {**data, "load": load})
 
 
 def autoscaling_setup(
@@ -108,7 +140,7 @@ async def step_load(
 
 def measure(
     workdir: Path, load_s: float = 30.0, settle_s: float = 60.0, app: str = "voice"
-) -> dict[str, Any]:
+) -> AutoscaleResult:
     """Idle, step load, idle until the count is back at min_replicas (or timeout)."""
     prefix = APPS[app]
     config, original, changed = autoscaling_setup(app)
@@ -140,31 +172,82 @@ def measure(
     first_up = next(
         (t for t, n in counts if t >= events["load_start_s"] and n > minimum), None
     )
-    result = {
-        "application": app,
-        "autoscaling_config_in_file": original,
-        "overridden_for_run": changed,
-        "autoscaling_config_used": settings,
-        "load_concurrency": concurrency,
-        "load_s": load_s,
-        "load": load,
-        "events": events,
-        "replicas_timeline": [(round(t, 2), n) for t, n in counts],
-        "peak_replicas": peak,
-        "scaled_up": bool(during) and max(during) > minimum,
-        "fell_back": bool(after) and after[-1] <= minimum,
-        "scale_up_after_s": None
+    result = AutoscaleResult(
+        application=app,
+        autoscaling_config_in_file=original,
+        overridden_for_run=changed,
+        autoscaling_config_used=settings,
+        load_concurrency=concurrency,
+        load_s=load_s,
+        load=load,
+        events=events,
+        replicas_timeline=[(round(t, 2), n) for t, n in counts],
+        peak_replicas=peak,
+        scaled_up=bool(during) and max(during) > minimum,
+        fell_back=bool(after) and after[-1] <= minimum,
+        scale_up_after_s=None
         if first_up is None
         else round(first_up - events["load_start_s"], 1),
-        "scale_down_after_s": None
+        scale_down_after_s=None
         if "back_at_min_s" not in events
         else round(events["back_at_min_s"] - events["load_end_s"], 1),
-    }
+    )
     log(
-        f"autoscale: peak {peak} replicas, up after {result['scale_up_after_s']} s, "
-        f"back at {minimum} after {result['scale_down_after_s']} s"
+        f"autoscale: peak {peak} replicas, up after {result.scale_up_after_s} s, "
+        f"back at {minimum} after {result.scale_down_after_s} s"
     )
     return result
+
+
+def section(page: Page, a: AutoscaleResult | None) -> None:
+    """The suite's scaling section: settings, load, the verdicts, the chart."""
+    page.add("", "## Scaling")
+    page.add(
+        "",
+        "Text throughput and TTFT as concurrency doubles: the chart in the "
+        "text section (`text_scaling.png`).",
+    )
+    if a is None:
+        page.error("scaling.autoscale")
+        return
+    load = a.load
+    changed = ", ".join(f"`{k}: {v}`" for k, v in a.overridden_for_run.items())
+    page.add(
+        "",
+        f"Autoscaling of the `{a.application}` deployment on a stack of its "
+        "own. Settings from serve_config.yaml: "
+        f"`{a.autoscaling_config_in_file}`; "
+        f"**overridden for this run**: {changed} (short delays so the run "
+        f"takes a minute). Step load: {a.load_concurrency} closed-loop "
+        f"{'Synthesize' if a.application == 'voice' else 'GenerateImage'} "
+        f"clients for {a.load_s:.0f} s ({load['requests']} requests, "
+        f"{load['requests_per_s']}/s, {load['errors']} errors"
+        + (
+            f": {load['error_codes']}, first `{load['first_error']}`"
+            if load["errors"]
+            else ""
+        )
+        + "). Replicas counted as live replica processes once a second.",
+        "",
+        f"Peak replicas: {a.peak_replicas}; scaled up: "
+        f"{'yes' if a.scaled_up else '**no**'} "
+        f"(after {fmt(a.scale_up_after_s, 1)} s of load); fell back to "
+        f"min_replicas: {'yes' if a.fell_back else '**no**'} "
+        f"({fmt(a.scale_down_after_s, 1)} s after the load ended).",
+    )
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ts = [t for t, _ in a.replicas_timeline]
+    ns = [n for _, n in a.replicas_timeline]
+    ax.step(ts, ns, where="post", color="tab:orange")
+    ev = a.events
+    ax.axvspan(ev["load_start_s"], ev["load_end_s"], alpha=0.15, label="step load")
+    ax.set_xlabel("seconds")
+    ax.set_ylabel(f"{a.application} replicas")
+    ax.set_yticks(range(0, max(ns or [1]) + 2))
+    ax.legend()
+    ax.grid(alpha=0.3)
+    page.chart(fig, "autoscale", "replica count over time")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -175,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="autoscale-bench-") as tmp:
         result = measure(Path(tmp), args.load_s, args.settle_s, args.app)
-    print(json.dumps(result, indent=2))
+    print(json.dumps(to_dict(result), indent=2))
     return 0
 
 

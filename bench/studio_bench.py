@@ -9,7 +9,9 @@ see what the fan-out buys, each round runs, on the same server:
    scene's `GenerateImage`, then each scene's `Synthesize`, with the prompts,
    narrations and seeds of that Compose call's plan.
 
-The ratio wall / sequential sum is the figure (issue 5 target: <= 0.6).
+The ratio wall / sequential sum is the figure (target `studio` in
+`bench.targets`). `measure` returns a `StudioResult`; `section` renders one
+in the suite's report.
 
     make serve   # or any running Maestro
     .venv/bin/python -m bench.studio_bench [--target HOST:PORT] [--scenes 4]
@@ -25,10 +27,15 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.lib.log import log, utc_stamp
+from bench.lib.markdown import Page, fmt, pyplot
+from bench.lib.results import to_dict
+from bench.lib.serve_config import ROOT
+from bench.targets import TARGETS
 from deployments.studio.config import StudioAppConfig
 from deployments.studio.plan import (
     derive_seed,
@@ -39,12 +46,8 @@ from deployments.studio.plan import (
 from maestro import MaestroClient
 from maestro.v1 import studio_pb2
 
-ROOT = Path(__file__).resolve().parent.parent
+TARGET = TARGETS["studio"]
 BRIEF = "a lighthouse keeper befriends a comet and they sail the night sky"
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def compose_once(
@@ -115,14 +118,28 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@dataclass
+class StudioResult:
+    """Every round's Compose and sequential times, and their medians."""
+
+    args: dict[str, Any]
+    rounds: list[dict[str, Any]]
+    median: dict[str, float]
+
+    @property
+    def ratio(self) -> float:
+        """Median Compose wall / sequential sum: the figure held to the target."""
+        return self.median["ratio"]
+
+
 def measure(
     target: str, scenes: int = 4, rounds: int = 3, size: int = 64, steps: int = 4
-) -> tuple[str, dict[str, Any]]:
-    """Compose vs the sequential sum against a running stack: (table, document)."""
+) -> StudioResult:
+    """Compose vs the sequential sum against a running stack."""
     args = argparse.Namespace(scenes=scenes, rounds=rounds, size=size, steps=steps)
     rows: list[dict[str, Any]] = []
     with MaestroClient(target, timeout=600) as client:
-        _log("studio: warm-up ...")
+        log("studio: warm-up ...")
         compose_once(client, args, seed=10_000)
         for r in range(rounds):
             seed = 1000 + r
@@ -139,51 +156,93 @@ def measure(
                     "ratio": wall / total,
                 }
             )
-            _log(
+            log(
                 f"studio round {r + 1}: compose {wall:.2f} s, sequential "
                 f"{total:.2f} s, ratio {wall / total:.2f}"
             )
-    wall = statistics.median(r["compose_wall_s"] for r in rows)
-    seq = statistics.median(r["sequential_sum_s"] for r in rows)
-    ratio = statistics.median(r["ratio"] for r in rows)
-    table = "\n".join(
+    median = {
+        key: statistics.median(r[key] for r in rows)
+        for key in ("compose_wall_s", "sequential_sum_s", "ratio")
+    }
+    return StudioResult(
+        {"scenes": scenes, "rounds": rounds, "size": size, "steps": steps}, rows, median
+    )
+
+
+def table(result: StudioResult) -> str:
+    """The script's Markdown table."""
+    a, med = result.args, result.median
+    verdict = "met" if TARGET.met(result.ratio) else "MISSED"
+    return "\n".join(
         [
-            f"Studio Compose, {scenes} scenes, {size}x{size}, "
-            f"{steps} steps (median of {rounds} rounds)",
+            f"Studio Compose, {a['scenes']} scenes, {a['size']}x{a['size']}, "
+            f"{a['steps']} steps (median of {a['rounds']} rounds)",
             "",
             "| round | compose wall s | plan s | images s | narration s "
             "| sequential sum s | ratio |",
             "| --- | --- | --- | --- | --- | --- | --- |",
-            *(
-                f"| {i + 1} | {r['compose_wall_s']:.2f} "
-                f"| {r['sequential_stages_s']['plan']:.2f} "
-                f"| {r['sequential_stages_s']['image']:.2f} "
-                f"| {r['sequential_stages_s']['audio']:.2f} "
-                f"| {r['sequential_sum_s']:.2f} | {r['ratio']:.2f} |"
-                for i, r in enumerate(rows)
-            ),
+            *_rows(result, "{:.2f}"),
             "",
-            f"median: compose {wall:.2f} s, sequential {seq:.2f} s, ratio "
-            f"{ratio:.2f} (target <= 0.60: {'met' if ratio <= 0.6 else 'MISSED'})",
+            f"median: compose {med['compose_wall_s']:.2f} s, sequential "
+            f"{med['sequential_sum_s']:.2f} s, ratio {result.ratio:.2f} "
+            f"(target {TARGET.comparison} {TARGET.threshold:.2f}: {verdict})",
         ]
     )
-    document = {
-        "args": {"scenes": scenes, "rounds": rounds, "size": size, "steps": steps},
-        "rounds": rows,
-        "median": {"compose_wall_s": wall, "sequential_sum_s": seq, "ratio": ratio},
-    }
-    return table, document
+
+
+def _rows(result: StudioResult, form: str | None = None) -> list[str]:
+    cell = form.format if form else fmt
+    return [
+        f"| {i + 1} | {cell(r['compose_wall_s'])} "
+        f"| {cell(r['sequential_stages_s']['plan'])} "
+        f"| {cell(r['sequential_stages_s']['image'])} "
+        f"| {cell(r['sequential_stages_s']['audio'])} "
+        f"| {cell(r['sequential_sum_s'])} | {cell(r['ratio'])} |"
+        for i, r in enumerate(result.rounds)
+    ]
+
+
+def section(page: Page, result: StudioResult) -> None:
+    """The suite's studio section: rounds, the target, the chart."""
+    a = result.args
+    page.add(
+        "",
+        "## Studio: Compose vs the sequential sum of its stages",
+        "",
+        f"{a['scenes']} scenes, {a['size']}×{a['size']}, "
+        f"{a['steps']} steps, {a['rounds']} round(s). Sequential = the "
+        "same plan, images and narrations through the families' own RPCs, "
+        "one after another.",
+        "",
+        "| round | Compose wall s | plan s | images s | narration s "
+        "| sequential sum s | ratio |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        *_rows(result),
+    )
+    page.target(TARGET, result.ratio)
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    last = result.rounds[-1]
+    bottom = 0.0
+    for stage in ("plan", "image", "audio"):
+        seconds = last["sequential_stages_s"][stage]
+        ax.bar(["sequential"], [seconds], bottom=bottom, label=stage)
+        bottom += seconds
+    ax.bar(["Compose"], [last["compose_wall_s"]], color="tab:orange")
+    ax.set_ylabel("seconds")
+    ax.legend()
+    page.chart(fig, "studio", "studio compose vs sequential")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    table, document = measure(
-        args.target, args.scenes, args.rounds, args.size, args.steps
-    )
-    print(table)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    result = measure(args.target, args.scenes, args.rounds, args.size, args.steps)
+    text = table(result)
+    print(text)
+    stamp = utc_stamp()
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"studio-{stamp}.md").write_text(table + "\n")
+    (args.out / f"studio-{stamp}.md").write_text(text + "\n")
+    document = to_dict(result)
     document["args"]["target"] = args.target
     (args.out / f"studio-{stamp}.json").write_text(json.dumps(document, indent=2))
     return 0

@@ -23,34 +23,37 @@ A section that fails is recorded in the report, and the others still run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import psutil
 
 from bench import (
     autoscale,
     hop,
     image_bench,
-    stack,
+    platform_bench,
     studio_bench,
     text_bench,
     voice_bench,
 )
-from bench.text_bench import log
+from bench.lib.log import log, utc_stamp
+from bench.lib.machine import machine
+from bench.lib.memory import MemorySampler
+from bench.lib.procs import Server
+from bench.lib.serve_config import MODELS, ROOT, base_config, only_apps
+from bench.lib.stack import stack
+from bench.memory_report import MemoryResult
+from bench.text.runs import kv_cache_tokens
+from maestro import envs
 
-ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ("text", "platform", "image", "voice", "studio", "scaling")
 # Which applications each section needs in the shared stack.
 NEEDS = {
@@ -84,32 +87,8 @@ QUICK = {
     "autoscale_load_s": 20.0,
     "autoscale_settle_s": 45.0,
 }
-HOP_MAX_TOKENS = 32
 # The platform section's own deployment: listed, but not counted as the demo.
 HOP_REPLICA = "ray::ServeReplica:hop:"
-
-
-def machine() -> dict[str, Any]:
-    """CPU model, cores, memory and GPU (where present) of this machine."""
-    info = text_bench.machine()
-    info["memory_gib"] = round(psutil.virtual_memory().total / 1024**3, 1)
-    info["gpu"] = None
-    if shutil.which("nvidia-smi"):
-        try:
-            out = subprocess.run(
-                [
-                    "nvidia-smi",
-                    "--query-gpu=name,memory.total",
-                    "--format=csv,noheader",
-                ],  # noqa: E501
-                capture_output=True,
-                text=True,
-                timeout=20,
-            )
-            info["gpu"] = out.stdout.strip() or None
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-    return info
 
 
 class Suite:
@@ -125,7 +104,7 @@ class Suite:
             "sections": sorted(only, key=SECTIONS.index),
             "machine": machine(),
             # Settings that change what is measured, as serve_config.yaml has them.
-            "observability": stack.base_config().get("observability"),
+            "observability": base_config().get("observability"),
             "results": {},
             "errors": {},
             "durations_s": {},
@@ -145,7 +124,7 @@ class Suite:
             )
             result = None
         else:
-            self.doc["results"][name] = result
+            self.doc["results"][name] = _jsonable(result)
         self.doc["durations_s"][name] = round(time.monotonic() - start, 1)
         return result
 
@@ -178,30 +157,26 @@ class Suite:
                 ),
             )
 
-    def _text_peers(self) -> dict[str, Any]:
-        results, info = text_bench.measure(
+    def _text_peers(self) -> text_bench.TextResult:
+        return text_bench.measure(
             self.sizes["text_concurrency"],
             self.quick,
             self.workdir,
             sides=["engine", "vllm"],
         )
-        return {"results": results, "info": info}
 
     def _served(self, apps: set[str]) -> None:
-        config = stack.base_config()
-        config["applications"] = [
-            a for a in config["applications"] if a["name"] in apps
-        ]
+        config = only_apps(base_config(), apps)
         if "hop" in apps:
             config["applications"].append(hop.HOP_APP_CONFIG)
         families = [a["name"] for a in config["applications"]]
         s, only = self.sizes, self.only
         started = time.monotonic()
-        with stack.stack(config, self.workdir, "maestro", families) as server:
+        with stack(config, self.workdir, "maestro", families) as server:
             self.doc["durations_s"]["stack.start"] = round(
                 time.monotonic() - started, 1
             )
-            with stack.MemorySampler(
+            with MemorySampler(
                 server.proc.pid, interval_s=1.0, exclude=(HOP_REPLICA,)
             ) as memory:
                 time.sleep(2)
@@ -215,12 +190,17 @@ class Suite:
                     memory.phase("platform")
                     self.section(
                         "platform.list_models",
-                        lambda: hop.measure_ingress(target, s["list_models_calls"]),
+                        lambda: platform_bench.measure_ingress(
+                            target, s["list_models_calls"]
+                        ),
                     )
                     self.section(
                         "platform.handle_hop",
-                        lambda: hop.measure_handle_hop(
-                            target, [1, 32], s["hop_calls"], HOP_MAX_TOKENS
+                        lambda: platform_bench.measure_handle_hop(
+                            target,
+                            [1, 32],
+                            s["hop_calls"],
+                            platform_bench.HOP_MAX_TOKENS,
                         ),
                     )
                 if "image" in only:
@@ -243,26 +223,33 @@ class Suite:
                         "studio",
                         lambda: studio_bench.measure(
                             target, scenes=4, rounds=s["studio_rounds"]
-                        )[1],
+                        ),
                     )
-            self.doc["results"]["memory"] = {
-                "applications": families,
-                "excluded_from_sums": [HOP_REPLICA],
-                "phases": memory.report(),
-                "kv_cache_tokens": text_bench.kv_cache_tokens(
-                    server.log_path.read_text(errors="replace")
-                ),
-            }
+            result = MemoryResult(
+                applications=families,
+                phases=memory.report(),
+                excluded_from_sums=[HOP_REPLICA],
+                kv_cache_tokens=kv_cache_tokens(server.log_text()),
+            )
+            self.doc["results"]["memory"] = _jsonable(result)
 
-    def _text_maestro(self, server: text_bench.Server) -> dict[str, Any]:
-        results, info = text_bench.measure(
+    def _text_maestro(self, server: Server) -> text_bench.TextResult:
+        return text_bench.measure(
             self.sizes["text_concurrency"],
             self.quick,
             self.workdir,
             sides=["maestro"],
             maestro=server,
         )
-        return {"results": results, "info": info}
+
+
+def _jsonable(result: Any) -> Any:
+    """A result dataclass (or a dict of them) as its JSON document."""
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        return dataclasses.asdict(result)
+    if isinstance(result, dict):
+        return {k: _jsonable(v) for k, v in result.items()}
+    return result
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -294,9 +281,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     from bench import report
 
-    if not (ROOT / "models" / "demo" / "text" / "config.json").exists():
+    if not (MODELS / "text" / "config.json").exists():
         sys.exit("no demo models: make models (python -m models.build_demo)")
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = utc_stamp()
     workdir = Path(tempfile.mkdtemp(prefix="maestro-suite-"))
     suite = Suite(args.only, args.quick, workdir)
     suite.doc["timestamp"] = stamp
@@ -321,5 +308,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    if not envs.MPLBACKEND.is_set():  # charts need no screen
+        envs.set_for_children(envs.MPLBACKEND, str(envs.MPLBACKEND.default))
     sys.exit(main())

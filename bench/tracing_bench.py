@@ -8,8 +8,9 @@ the demo default): off, on, off, on, ... so that load drifting on a shared
 machine hits both sides alike.
 Each runs the text benchmark's load (bench/loadgen.py: 64-token prompts,
 64 new tokens, concurrency 32) and the median run's output tokens per second
-are compared. Target: traced / untraced >= 0.95. Metrics are recorded in
-both runs (they have no off switch), so this isolates tracing.
+are compared. Target (`tracing` in `bench.targets`): traced / untraced
+>= 0.95. Metrics are recorded in both runs (they have no off switch), so this
+isolates tracing.
 """
 
 from __future__ import annotations
@@ -20,35 +21,29 @@ import statistics
 import sys
 import tempfile
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from bench import text_bench
-from bench.text_bench import ROOT, Server, log
-from deployments import launch
+from bench.lib.log import log, utc_stamp
+from bench.lib.machine import machine
+from bench.lib.probes import family_serving, wait_until_serving
+from bench.lib.procs import Server, stop
+from bench.lib.serve_config import ROOT, base_config
+from bench.lib.stack import start_stack
+from bench.targets import TARGETS
+from bench.text.prompts import make_prompts, tokenizer
+from bench.text.runs import run_loadgen
 
 CONCURRENCY = 32
-TARGET_RATIO = 0.95
+TARGET = TARGETS["tracing"]
 
 
 def start(workdir: Path, label: str, tracing: dict[str, Any]) -> Server:
     """The stack of serve_config.yaml on free ports, with `tracing` swapped in."""
-    config = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
-    port = text_bench.free_port()
-    config["grpc_options"]["port"] = port
-    config["http_options"]["port"] = text_bench.free_port()
+    config = base_config()
     config.setdefault("observability", {})["tracing"] = tracing
-    path = workdir / f"serve_config-{label}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    env = launch.side_by_side_environment(text_bench._venv_env())
-    proc, log_path = text_bench._spawn(
-        f"maestro-{label}", launch.command(path), env, workdir
-    )
     # Named "maestro": that is the loadgen backend it is driven with.
-    return Server("maestro", proc, f"127.0.0.1:{port}", log_path)
+    return start_stack(config, workdir, "maestro", log_name=f"maestro-{label}")
 
 
 def measure(
@@ -62,11 +57,11 @@ def measure(
     log(f"{label}: starting")
     server = start(workdir, label, tracing)
     try:
-        ready = text_bench.wait_ready(server, text_bench.maestro_ready)
+        ready = wait_until_serving(server, family_serving("text"))
         log(f"{label}: ready in {ready:.0f} s")
         runs = []
         for i in range(repeats):
-            run = text_bench.run_loadgen(server, prompts, CONCURRENCY, warmup)
+            run = run_loadgen(server, prompts, CONCURRENCY, warmup)
             log(
                 f"{label}: run {i + 1}: {run['output_tok_s']} tok/s, TTFT p50 "
                 f"{run['ttft_p50_ms']} ms, errors {run['errors']}"
@@ -75,7 +70,7 @@ def measure(
         return runs
     finally:
         log(f"{label}: stopping")
-        text_bench.stop(server)
+        stop(server)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -89,10 +84,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    from transformers import AutoTokenizer
-
     workdir = Path(tempfile.mkdtemp(prefix="maestro-tracing-bench-"))
-    tokenizer = AutoTokenizer.from_pretrained(str(text_bench.MODEL_DIR))
+    tok = tokenizer()
     warmup = CONCURRENCY
     spans = workdir / "spans.jsonl"
     sides = {
@@ -109,9 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for label, tracing in sides.items():
             # Fresh prompts per stack: no run reuses another's prefix cache.
             name = f"{label}-{round_}"
-            prompts = text_bench.make_prompts(
-                tokenizer, f"tracing-{name}", warmup + args.prompts
-            )
+            prompts = make_prompts(tok, f"tracing-{name}", warmup + args.prompts)
             path = workdir / f"prompts-{name}.json"
             path.write_text(json.dumps(prompts))
             runs[label] += measure(workdir, name, tracing, path, warmup, args.repeats)
@@ -126,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
     span_lines = sum(1 for _ in spans.open()) if spans.exists() else 0
     ratio = results["on"]["output_tok_s_median"] / results["off"]["output_tok_s_median"]
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = utc_stamp()
     document = {
         "timestamp": stamp,
         "concurrency": CONCURRENCY,
@@ -136,8 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "results": results,
         "spans_written": span_lines,
         "ratio_on_over_off": round(ratio, 3),
-        "target": TARGET_RATIO,
-        "machine": text_bench.machine(),
+        "target": TARGET.threshold,
+        "machine": machine(),
     }
     text = (
         f"# Tracing overhead ({stamp})\n\n"
@@ -152,14 +143,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             for label, r in results.items()
         )
         + f"\nSpans written with tracing on: {span_lines}.\n"
-        f"Ratio on/off: **{ratio:.3f}** (target >= {TARGET_RATIO}).\n"
+        f"Ratio on/off: **{ratio:.3f}** (target {TARGET.want}).\n"
     )
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"tracing-{stamp}.json").write_text(json.dumps(document, indent=2))
     (args.out / f"tracing-{stamp}.md").write_text(text)
     errors = results["on"]["errors"] + results["off"]["errors"]
-    return 1 if errors or ratio < TARGET_RATIO else 0
+    return 1 if errors or not TARGET.met(ratio) else 0
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ so they never share the CPUs:
    whole `Synthesize` and the first message of `StreamSpeech`.
 
 Reported: medians over `--repeats` runs after warm-up, first chunk / whole
-(target <= 0.35: the first sentence is out long before the text is done),
-real-time factor (wall seconds per second of audio) and served / raw.
+(target `voice_first_chunk` in `bench.targets`: the first sentence is out
+long before the text is done), real-time factor (wall seconds per second of
+audio) and served / raw. `bench_engine` and `measure_served` return
+`VoiceTimings`; `section` renders a `VoiceResult` in the suite's report.
 
 Usage: ``python -m bench.voice_bench [--repeats 5] [--out bench/results]``
 """
@@ -23,22 +25,22 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from bench.lib.log import log, utc_stamp
+from bench.lib.markdown import Page, fmt, pyplot, ratio
+from bench.lib.procs import STOP_S
+from bench.lib.results import from_dict, to_dict
+from bench.lib.serve_config import ROOT, app_config, base_config, only_apps
+from bench.lib.stack import stack
+from bench.targets import TARGETS
 
-from bench.text_bench import Server, free_port, log, stop, wait_ready
-from deployments import launch
-
-ROOT = Path(__file__).resolve().parent.parent
 TEXT = (
     "The quick brown fox jumps over the lazy dog. "
     "She sells sea shells by the sea shore, and the shells she sells are "
@@ -49,14 +51,44 @@ TEXT = (
 )
 SEED = 7
 WARMUP = 2
-FIRST_CHUNK_TARGET = 0.35
+TARGET = TARGETS["voice_first_chunk"]
 
 
-def voice_app_config() -> dict[str, Any]:
-    """The voice application block of serve_config.yaml."""
-    raw = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
-    (voice,) = [a for a in raw["applications"] if a["name"] == "voice"]
-    return voice
+@dataclass
+class VoiceTimings:
+    """Medians of one side: whole text, first chunk, whole stream; audio length."""
+
+    whole_s: float
+    first_chunk_s: float
+    stream_total_s: float
+    audio_s: float
+    device: str
+
+    @property
+    def first_over_whole(self) -> float:
+        return self.first_chunk_s / self.whole_s
+
+    @property
+    def rtf(self) -> float:
+        """Real-time factor: wall seconds per second of audio."""
+        return self.whole_s / self.audio_s
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            **to_dict(self),
+            "first_over_whole": self.first_over_whole,
+            "rtf": self.rtf,
+        }
+
+
+@dataclass
+class VoiceResult:
+    raw: VoiceTimings | None = None
+    served: VoiceTimings | None = None
+
+    @classmethod
+    def from_dicts(cls, raw: dict | None, served: dict | None) -> VoiceResult:
+        return cls(*(from_dict(VoiceTimings, x) if x else None for x in (raw, served)))
 
 
 def timed(run: Callable[[], tuple[float, float]], repeats: int) -> dict[str, float]:
@@ -67,18 +99,16 @@ def timed(run: Callable[[], tuple[float, float]], repeats: int) -> dict[str, flo
     return {"first_s": statistics.median(firsts), "total_s": statistics.median(totals)}
 
 
-# --- raw engine ------------------------------------------------------------------
-
-
-def bench_engine(repeats: int) -> dict[str, Any]:
+def bench_engine(repeats: int) -> VoiceTimings:
+    """The raw engine in this process, the voice application's settings."""
     from deployments.engines.voice.engine import VoiceEngine
     from deployments.engines.voice.types import SpeechRequest
     from deployments.voice import resolve_config
 
-    config = resolve_config(voice_app_config()["args"]).engine
+    config = resolve_config(app_config(base_config(), "voice")["args"]).engine
     request = SpeechRequest(text=TEXT, seed=SEED)
 
-    async def measure() -> dict[str, Any]:
+    async def measure() -> VoiceTimings:
         engine = VoiceEngine(config)
         await engine.start()
         loop = asyncio.get_running_loop()
@@ -105,70 +135,26 @@ def bench_engine(repeats: int) -> dict[str, Any]:
         streamed = await asyncio.to_thread(timed, stream, repeats)
         speech = await engine.synthesize(request)
         await engine.shutdown()
-        return {
-            "whole_s": synth["total_s"],
-            "first_chunk_s": streamed["first_s"],
-            "stream_total_s": streamed["total_s"],
-            "audio_s": speech.info.duration_seconds,
-            "device": engine.device,
-        }
+        return VoiceTimings(
+            whole_s=synth["total_s"],
+            first_chunk_s=streamed["first_s"],
+            stream_total_s=streamed["total_s"],
+            audio_s=speech.info.duration_seconds,
+            device=engine.device,
+        )
 
     return asyncio.run(measure())
 
 
-# --- served ---------------------------------------------------------------------
-
-
-@contextmanager
-def voice_server(workdir: Path) -> Iterator[Server]:
-    """`serve run` with only the voice application, on free ports."""
-    raw = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
-    raw["applications"] = [voice_app_config()]
-    port = free_port()
-    raw["grpc_options"]["port"] = port
-    raw["http_options"]["port"] = free_port()
-    path = workdir / "serve_config.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    env = launch.side_by_side_environment()
-    log_path = workdir / "maestro.log"
-    with log_path.open("w") as log_file:
-        proc = subprocess.Popen(
-            launch.command(path),
-            cwd=ROOT,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server("maestro", proc, f"127.0.0.1:{port}", log_path)
-    try:
-        log(f"voice server ready in {wait_ready(server, _voice_ready):.0f} s")
-        yield server
-    finally:
-        log("voice server: stopping")
-        stop(server)
-
-
-def _voice_ready(target: str) -> bool:
-    from grpc_health.v1 import health_pb2
-
-    from maestro import MaestroClient, MaestroRpcError
-
-    with MaestroClient(target, timeout=5) as client:
-        try:
-            return client.health("voice") == health_pb2.HealthCheckResponse.SERVING
-        except MaestroRpcError:
-            return False
-
-
-def bench_served(repeats: int) -> dict[str, Any]:
+def bench_served(repeats: int) -> VoiceTimings:
     """Start a voice-only stack, measure it, stop it."""
+    config = only_apps(base_config(), {"voice"})
     with tempfile.TemporaryDirectory(prefix="voice-bench-") as tmp:
-        with voice_server(Path(tmp)) as server:
+        with stack(config, Path(tmp), stop_grace_s=STOP_S) as server:
             return measure_served(server.target, repeats)
 
 
-def measure_served(target: str, repeats: int) -> dict[str, Any]:
+def measure_served(target: str, repeats: int) -> VoiceTimings:
     """Whole `Synthesize` and first `StreamSpeech` chunk against a running stack."""
     from maestro import MaestroClient
 
@@ -191,50 +177,95 @@ def measure_served(target: str, repeats: int) -> dict[str, Any]:
         streamed = timed(stream, repeats)
         reply = client.synthesize(TEXT, seed=SEED)
         (model,) = client.list_models(["voice"])
-    return {
-        "whole_s": synth["total_s"],
-        "first_chunk_s": streamed["first_s"],
-        "stream_total_s": streamed["total_s"],
-        "audio_s": reply.info.duration_seconds,
-        "device": model.device,
-    }
+    return VoiceTimings(
+        whole_s=synth["total_s"],
+        first_chunk_s=streamed["first_s"],
+        stream_total_s=streamed["total_s"],
+        audio_s=reply.info.duration_seconds,
+        device=model.device,
+    )
 
 
-# --- report ---------------------------------------------------------------------
+# (label, VoiceTimings figure, the script's format)
+ROWS = (
+    ("whole text", "whole_s", "{:.3f} s"),
+    ("first chunk", "first_chunk_s", "{:.3f} s"),
+    ("whole stream", "stream_total_s", "{:.3f} s"),
+    ("first chunk / whole", "first_over_whole", "{:.2f}x"),
+    ("real-time factor", "rtf", "{:.4f}"),
+    ("audio", "audio_s", "{:.2f} s"),
+)
 
 
-def report(raw: dict[str, Any], served: dict[str, Any]) -> tuple[str, dict]:
-    for side in (raw, served):
-        side["first_over_whole"] = side["first_chunk_s"] / side["whole_s"]
-        side["rtf"] = side["whole_s"] / side["audio_s"]
-    rows = [
-        ("whole text (Synthesize)", "whole_s", "{:.3f} s"),
-        ("first chunk (StreamSpeech)", "first_chunk_s", "{:.3f} s"),
-        ("whole stream", "stream_total_s", "{:.3f} s"),
-        ("first chunk / whole", "first_over_whole", "{:.2f}x"),
-        ("real-time factor", "rtf", "{:.4f}"),
-        ("audio", "audio_s", "{:.2f} s"),
-    ]
+def report(
+    raw: VoiceTimings | dict[str, Any], served: VoiceTimings | dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """The script's Markdown table and JSON document (dicts are read as timings)."""
+    raw_t, served_t = (
+        x if isinstance(x, VoiceTimings) else from_dict(VoiceTimings, x)
+        for x in (raw, served)
+    )
+    a, b = raw_t.figures(), served_t.figures()
+    names = {"whole_s": " (Synthesize)", "first_chunk_s": " (StreamSpeech)"}
     lines = [
         f"Voice, demo model, 5 sentences ({len(TEXT)} characters), "
-        f"median of runs, device {raw['device']}",
+        f"median of runs, device {raw_t.device}",
         "",
         "| metric | raw engine | served | served / raw |",
         "| --- | --- | --- | --- |",
     ]
-    for label, key, fmt in rows:
-        ratio = served[key] / raw[key] if raw[key] else float("nan")
+    for label, key, form in ROWS:
+        r = b[key] / a[key] if a[key] else float("nan")
         lines.append(
-            f"| {label} | {fmt.format(raw[key])} | {fmt.format(served[key])} "
-            f"| {ratio:.2f}x |"
+            f"| {label}{names.get(key, '')} | {form.format(a[key])} "
+            f"| {form.format(b[key])} | {r:.2f}x |"
         )
-    verdict = "met" if served["first_over_whole"] <= FIRST_CHUNK_TARGET else "MISSED"
+    verdict = "met" if TARGET.met(served_t.first_over_whole) else "MISSED"
     lines += [
         "",
-        f"target: served first chunk <= {FIRST_CHUNK_TARGET}x the whole "
-        f"Synthesize: {served['first_over_whole']:.2f}x ({verdict})",
+        f"target: served first chunk {TARGET.want} the whole "
+        f"Synthesize: {served_t.first_over_whole:.2f}x ({verdict})",
     ]
-    return "\n".join(lines), {"raw_engine": raw, "served": served, "text": TEXT}
+    return "\n".join(lines), {"raw_engine": a, "served": b, "text": TEXT}
+
+
+def section(page: Page, result: VoiceResult) -> None:
+    """The suite's voice section: raw vs served, the target, the chart."""
+    page.add(
+        "",
+        "## Voice: first chunk vs whole, served vs raw",
+        "",
+        "Demo VITS, a 5-sentence text. Raw = `VoiceEngine` in the suite's "
+        "process before any server; served = `Synthesize` / `StreamSpeech` "
+        "through the ingress. Medians after warm-up. RTF = wall seconds per "
+        "second of audio.",
+    )
+    page.error("voice.raw", "voice.served")
+    raw, served = (x.figures() if x else {} for x in (result.raw, result.served))
+    page.add(
+        "", "| metric | raw engine | served | served / raw |", "|---|---:|---:|---:|"
+    )
+    for label, key, _ in ROWS:
+        unit = " (s)" if key.endswith("_s") else ""
+        a, b = raw.get(key), served.get(key)
+        page.add(f"| {label}{unit} | {fmt(a, 3)} | {fmt(b, 3)} | {fmt(ratio(b, a))} |")
+    if result.served:
+        page.target(TARGET, result.served.first_over_whole)
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for i, (name, side) in enumerate((("raw engine", raw), ("served", served))):
+        if side:
+            ax.bar(
+                [x + (i - 0.5) * 0.4 for x in range(2)],
+                [side["first_chunk_s"], side["whole_s"]],
+                0.4,
+                label=name,
+            )
+    ax.set_xticks(range(2), ["first chunk", "whole"])
+    ax.set_ylabel("seconds")
+    ax.legend()
+    ax.grid(alpha=0.3, axis="y")
+    page.chart(fig, "voice", "voice latency")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     text, data = report(raw, served)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = utc_stamp()
     (args.out / f"voice-{stamp}.md").write_text(text + "\n")
     (args.out / f"voice-{stamp}.json").write_text(json.dumps(data, indent=2) + "\n")
     return 0

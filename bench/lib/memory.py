@@ -1,102 +1,18 @@
-"""A Maestro stack for the benchmarks, and what its processes hold in memory.
-
-`stack(...)` starts `serve run` (through `deployments.launch`, HAProxy ingress,
-free ports) on a copy of serve_config.yaml, edited by the caller, and stops it
-on exit whatever happens (Ctrl-C included). Every process of the stack lives
-in the session `serve run` was started in, so `MemorySampler` finds them all
-(Ray's GCS and raylet, HAProxy, the controller, each replica, vLLM's engine
-core) and so does the clean-up.
-"""
+"""What the processes of a stack hold in memory, sampled per phase."""
 
 from __future__ import annotations
 
-import copy
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psutil
-import yaml
 
-from bench.text_bench import Server, _spawn, _venv_env, free_port, log, stop, wait_ready
-from deployments import launch
+from bench.lib.log import log
 
-ROOT = Path(__file__).resolve().parent.parent
 GIB = 1024**3
-STOP_GRACE_S = 5.0
-
-
-def base_config() -> dict[str, Any]:
-    """serve_config.yaml as it is in the working tree."""
-    return dict(yaml.safe_load((ROOT / "serve_config.yaml").read_text()))
-
-
-def app_config(config: dict[str, Any], name: str) -> dict[str, Any]:
-    (app,) = [a for a in config["applications"] if a["name"] == name]
-    return dict(app)
-
-
-def family_ready(family: str) -> Callable[[str], bool]:
-    """A readiness probe: the family's Health/Check answers SERVING."""
-
-    def ready(target: str) -> bool:
-        from grpc_health.v1 import health_pb2
-
-        from maestro import MaestroClient, MaestroRpcError
-
-        with MaestroClient(target, timeout=5) as client:
-            try:
-                return client.health(family) == health_pb2.HealthCheckResponse.SERVING
-            except MaestroRpcError:
-                return False
-
-    return ready
-
-
-def all_ready(families: list[str]) -> Callable[[str], bool]:
-    probes = [family_ready(f) for f in families]
-    return lambda target: all(p(target) for p in probes)
-
-
-@contextmanager
-def stack(
-    config: dict[str, Any],
-    workdir: Path,
-    name: str = "maestro",
-    families: list[str] | None = None,
-    env: dict[str, str] | None = None,
-) -> Iterator[Server]:
-    """`serve run` on `config` (ports replaced by free ones), ready, then stopped.
-
-    Ready means every family in `families` (default: every application) says
-    SERVING. The server's `name` is what `bench.loadgen` calls the backend.
-    """
-    config = copy.deepcopy(config)
-    port = free_port()
-    config["grpc_options"]["port"] = port
-    config.setdefault("http_options", {})["port"] = free_port()
-    path = workdir / f"{name}-serve_config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    run_env = launch.side_by_side_environment({**_venv_env(), **(env or {})})
-    proc, log_path = _spawn(name, launch.command(path), run_env, workdir)
-    server = Server(name, proc, f"127.0.0.1:{port}", log_path)
-    families = families or [a["name"] for a in config["applications"]]
-    log(f"{name}: starting {', '.join(families)}")
-    try:
-        took = wait_ready(server, all_ready(families))
-        log(f"{name}: ready on {server.target} in {took:.0f} s")
-        yield server
-    finally:
-        log(f"{name}: stopping")
-        # Measurements are over: no need for Ray's minute-long ingress drain.
-        stop(server, grace_s=STOP_GRACE_S)
-
-
-# --- memory -----------------------------------------------------------------------
 
 
 def process_label(proc: psutil.Process) -> str:
