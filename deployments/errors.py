@@ -19,7 +19,10 @@ __all__ = [
     "InvalidArgument",
     "MaestroError",
     "NotFound",
+    "PermissionDenied",
+    "QuotaExceeded",
     "ResourceExhausted",
+    "Unauthenticated",
     "Unavailable",
     "Unimplemented",
 ]
@@ -85,6 +88,39 @@ class ResourceExhausted(MaestroError):
     """The server is over a configured limit; retry later or send less."""
 
     kind = ErrorKind.RESOURCE_EXHAUSTED
+
+
+class Unauthenticated(MaestroError):
+    """No API key, or one the server does not know (which, it never says)."""
+
+    kind = ErrorKind.UNAUTHENTICATED
+
+
+class PermissionDenied(MaestroError):
+    """A known key calling outside its scopes."""
+
+    kind = ErrorKind.PERMISSION_DENIED
+
+
+class QuotaExceeded(MaestroError):
+    """A key's quota is used up until `retry_after_s` from now."""
+
+    kind = ErrorKind.RESOURCE_EXHAUSTED
+
+    def __init__(self, *, quota: str, limit: int, retry_after_s: float) -> None:
+        self.quota, self.limit, self.retry_after_s = quota, limit, retry_after_s
+        super().__init__(
+            f"quota {quota} exceeded (limit {limit}); "
+            f"retry in {max(retry_after_s, 0.0):.1f} s"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        kwargs = {
+            "quota": self.quota,
+            "limit": self.limit,
+            "retry_after_s": self.retry_after_s,
+        }
+        return _rebuild, (type(self), kwargs, str(self))
 
 
 class Unavailable(MaestroError):

@@ -18,6 +18,7 @@ metrics by RPC and status code.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 import uuid
@@ -26,14 +27,17 @@ from typing import Any, Protocol, TypeVar
 
 import grpc
 
-from deployments.errors import MaestroError
+from deployments.auth.guard import Ticket, gate
+from deployments.errors import InvalidArgument, MaestroError, QuotaExceeded
 from deployments.status import to_status
 from observability import metrics, tracing
 
 __all__ = [
     "REQUEST_ID_KEY",
+    "RETRY_PUSHBACK_KEY",
     "TRACE_ID_KEY",
     "GrpcContext",
+    "current_caller",
     "request_id_of",
     "stream_rpc",
     "unary_rpc",
@@ -45,6 +49,21 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 REQUEST_ID_KEY = "x-request-id"
 TRACE_ID_KEY = "x-trace-id"
+# gRPC's own retry convention: how long a client should wait before retrying.
+RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
+MAX_REQUEST_ID_CHARS = 128
+# RPCs anyone may call without a key: probes must work without secrets.
+OPEN_RPCS = frozenset({"Check"})
+# The API key name of the call being served; the studio passes it on to the
+# family calls it makes through handles, so they are charged to that key.
+_CALLER: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "maestro_caller", default=""
+)
+
+
+def current_caller() -> str:
+    """The key name of the call this task serves ("" when auth is off)."""
+    return _CALLER.get()
 
 
 class GrpcContext(Protocol):
@@ -57,10 +76,25 @@ class GrpcContext(Protocol):
 
 
 def request_id_of(request: Any, context: GrpcContext | None) -> str:
-    """The caller's `request_id` field, else its x-request-id header, else new."""
+    """The caller's `request_id` field, else its x-request-id header, else new.
+
+    Raises InvalidArgument for an id that cannot be echoed in metadata (gRPC
+    metadata values are printable ASCII).
+    """
     rid = getattr(request, "request_id", "")
     if not rid and context is not None:
         rid = dict(context.invocation_metadata() or ()).get(REQUEST_ID_KEY, "")
+    if not isinstance(rid, str):
+        rid = ""
+    if rid and not (
+        len(rid) <= MAX_REQUEST_ID_CHARS and rid.isascii() and rid.isprintable()
+    ):
+        raise InvalidArgument(
+            field="request_id",
+            value=rid,
+            allowed=f"1..{MAX_REQUEST_ID_CHARS} printable ASCII characters "
+            "(it is echoed in x-request-id metadata); empty: the server makes one",
+        )
     return rid or uuid.uuid4().hex
 
 
@@ -69,35 +103,87 @@ class StreamFailed(Exception):
 
 
 class _Call:
-    """One RPC in flight: its request id, span and start time."""
+    """One RPC in flight: its request id, span, start time and quota ticket."""
 
-    __slots__ = ("rid", "rpc", "span", "started")
+    __slots__ = (
+        "context",
+        "error",
+        "family",
+        "rid",
+        "rpc",
+        "span",
+        "started",
+        "ticket",
+        "trailing",
+        "used",
+    )
 
     def __init__(
         self, owner: Any, rpc: str, request: Any, context: GrpcContext | None
     ) -> None:
-        self.rpc, self.started = rpc, time.monotonic()
-        self.rid = request_id_of(request, context)
-        family = type(owner).__name__.removesuffix("Deployment").lower()
+        self.rpc, self.started, self.context = rpc, time.monotonic(), context
+        self.error: MaestroError | None = None
+        self.ticket: Ticket | None = None
+        self.used = 0
+        try:
+            self.rid = request_id_of(request, context)
+        except InvalidArgument as exc:
+            self.rid, self.error = uuid.uuid4().hex, exc
+        undecodable = getattr(request, "decode_error", None)
+        if undecodable is not None and self.error is None:
+            self.error = undecodable
+        self.family = (
+            getattr(owner, "family", "")
+            or type(owner).__name__.removesuffix("Deployment").lower()
+        )
         engine = getattr(owner, "engine", None)
         self.span = tracing.start_span(
-            f"{family}.{rpc}",
+            f"{self.family}.{rpc}",
             {
                 "rpc.system": "grpc",
                 "rpc.method": rpc,
-                "maestro.family": family,
+                "maestro.family": self.family,
                 "maestro.request_id": self.rid,
                 "maestro.model": engine.config.served_id if engine else "",
                 "maestro.via_handle": context is None,
             },
         )
+        self.trailing = [(REQUEST_ID_KEY, self.rid)]
+        if trace_id := tracing.trace_id_of(self.span):
+            self.trailing.append((TRACE_ID_KEY, trace_id))
         if context is not None:
-            trailing = [(REQUEST_ID_KEY, self.rid)]
-            if trace_id := tracing.trace_id_of(self.span):
-                trailing.append((TRACE_ID_KEY, trace_id))
-            context.set_trailing_metadata(trailing)
+            context.set_trailing_metadata(self.trailing)
 
-    def finish(self, code: str, error: str = "") -> None:
+    async def admit(self, owner: Any, request: Any, caller: str) -> None:
+        """Bad ids and bodies, then the key, its scopes and its quotas."""
+        if self.error is not None:
+            raise self.error
+        if self.rpc in OPEN_RPCS:
+            return
+        guard = gate()
+        if self.context is not None:
+            key = guard.authenticate(self.context.invocation_metadata() or ())
+            guard.authorize(key, self.family, self.rpc)
+        else:  # a handle call on behalf of `caller`, checked where it entered
+            key = guard.caller(caller)
+        cost = getattr(owner, "request_cost", None)
+        units = cost(self.rpc, request) if cost is not None else 0
+        self.ticket = await guard.admit(
+            key, self.family, units, direct=self.context is not None
+        )
+        if key is not None:
+            _CALLER.set(key.name)
+
+    def observe(self, message: Any) -> None:
+        """Note the usage a response reports (text: prompt + completion tokens)."""
+        usage = getattr(message, "usage", None)
+        if usage is not None:
+            used = usage.prompt_tokens + usage.completion_tokens
+            self.used = max(self.used, used)
+
+    async def finish(self, code: str, error: str = "") -> None:
+        if self.ticket is not None:
+            await gate().settle(self.ticket, self.used)
         tracing.end_span(self.span, code, error)
         metrics.inc("maestro_requests", rpc=self.rpc, code=code)
         metrics.observe(
@@ -107,16 +193,22 @@ class _Call:
         )
 
 
-def _report(exc: BaseException, rpc: str, rid: str, context: GrpcContext | None) -> str:
+def _report(exc: BaseException, call: _Call) -> str:
     """Log `exc`, set its status on the context; returns the code's name."""
     code, details = to_status(exc)
     if isinstance(exc, MaestroError):
-        logger.info("%s %s -> %s: %s", rpc, rid, code.name, details)
+        logger.info("%s %s -> %s: %s", call.rpc, call.rid, code.name, details)
     else:
-        logger.exception("%s %s failed unexpectedly", rpc, rid)
+        logger.exception("%s %s failed unexpectedly", call.rpc, call.rid)
+    context = call.context
     if context is not None:
         context.set_code(code)
         context.set_details(details)
+        if isinstance(exc, QuotaExceeded):
+            pushback = str(max(int(exc.retry_after_s * 1000), 1))
+            context.set_trailing_metadata(
+                [*call.trailing, (RETRY_PUSHBACK_KEY, pushback)]
+            )
     return code.name
 
 
@@ -132,22 +224,31 @@ def unary_rpc(
     def wrap(fn: Callable[..., Awaitable[Resp]]) -> Callable[..., Awaitable[Resp]]:
         # Ray Serve reads the signature to decide whether to pass grpc_context,
         # so the wrapper must not hide it behind functools.wraps' __wrapped__.
-        async def rpc(self: Any, request: Any, grpc_context: Any = None) -> Resp:
+        async def rpc(
+            self: Any,
+            request: Any,
+            grpc_context: Any = None,
+            *,
+            maestro_caller: str = "",
+        ) -> Resp:
             call = _Call(self, fn.__name__, request, grpc_context)
             code = "OK"
             try:
                 with tracing.attached(call.span):
-                    return await fn(self, request, call.rid)
+                    await call.admit(self, request, maestro_caller)
+                    response = await fn(self, request, call.rid)
+                    call.observe(response)
+                    return response
             except asyncio.CancelledError:
                 code = "CANCELLED"
                 raise
             except Exception as exc:  # CancelledError is BaseException: re-raised
-                code = _report(exc, fn.__name__, call.rid, grpc_context)
+                code = _report(exc, call)
                 if grpc_context is None:  # a DeploymentHandle call: the caller
                     raise  # gets the MaestroError itself (wrapped by Ray)
                 return response_type()
             finally:
-                call.finish(code)
+                await call.finish(code)
 
         _copy_names(rpc, fn)
         return rpc
@@ -164,12 +265,14 @@ def stream_rpc(
     """
 
     async def rpc(
-        self: Any, request: Any, grpc_context: Any = None
+        self: Any, request: Any, grpc_context: Any = None, *, maestro_caller: str = ""
     ) -> AsyncIterator[Resp]:
         call = _Call(self, fn.__name__, request, grpc_context)
         stream = fn(self, request, call.rid)
         code = "OK"
         try:
+            with tracing.attached(call.span):
+                await call.admit(self, request, maestro_caller)
             while True:
                 # The span is current for each step, never across a yield.
                 with tracing.attached(call.span):
@@ -177,12 +280,13 @@ def stream_rpc(
                         message = await anext(stream)
                     except StopAsyncIteration:
                         break
+                call.observe(message)
                 yield message
         except (asyncio.CancelledError, GeneratorExit):
             code = "CANCELLED"  # deadline, disconnect, or the caller left
             raise
         except Exception as exc:
-            code = _report(exc, fn.__name__, call.rid, grpc_context)
+            code = _report(exc, call)
             if grpc_context is None:  # a DeploymentHandle call
                 raise
             # A stream's status only reaches the proxy with a message or an
@@ -193,7 +297,7 @@ def stream_rpc(
             try:
                 await stream.aclose()
             finally:
-                call.finish(code)
+                await call.finish(code)
 
     _copy_names(rpc, fn)
     return rpc

@@ -112,6 +112,7 @@ def serve_run(config: str | Path) -> None:
     from observability.config import load, tracing_environment
 
     settings = load(config)
+    _export_auth(config)
     for key, value in RAY_SERVE_ENV.items():  # when started without environment()
         os.environ.setdefault(key, value)
     # Before Ray is imported: Ray reads these at import, in this process and
@@ -134,6 +135,25 @@ def serve_run(config: str | Path) -> None:
         _metrics_export_port=metrics_port,
     )
     cli.main(["run", str(config)], prog_name="serve")
+
+
+def _export_auth(config: str | Path) -> None:
+    """Resolve the `auth:` block (creating the local key) for every replica."""
+    from deployments.auth.config import load_auth
+    from deployments.auth.keys import resolve_settings
+
+    auth = resolve_settings(load_auth(config), Path(config).resolve().parent)
+    envs.set_for_children(envs.MAESTRO_AUTH, auth.to_env())
+    if not auth.enabled:
+        print("maestro: auth is OFF (auth.enabled: false)", file=sys.stderr)
+        return
+    where = (
+        envs.MAESTRO_API_KEY.name
+        if envs.MAESTRO_API_KEY.is_set()
+        else envs.MAESTRO_API_KEY_FILE.get()
+    )
+    names = ", ".join(key.name for key in auth.keys) or "none"
+    print(f"maestro: auth on; keys: {names}; local key: {where}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -139,6 +139,25 @@ METRICS: dict[str, MetricDef] = {
             "Scenes whose image or audio failed, by stage.",
             ("stage",),
         ),
+        # API keys and quotas (deployments.auth).
+        MetricDef(
+            "maestro_auth_failures",
+            "counter",
+            "Calls refused by auth, by reason (missing, unknown, scope) and the "
+            "key's name where known.",
+            ("reason", "key"),
+        ),
+        MetricDef(
+            "maestro_quota_rejections",
+            "counter",
+            "Calls refused by a key's quota, by key name and quota.",
+            ("key", "quota"),
+        ),
+        MetricDef(
+            "maestro_quota_store_errors",
+            "counter",
+            "Quota store (Redis) calls that failed; the call was served unmetered.",
+        ),
     )
 }
 

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from maestro import envs
 from tests.helpers import build_demo_models
 from tests.helpers.devices import cuda_available
+
+
+@pytest.fixture(scope="session", autouse=True)
+def api_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """This session's own local key: every stack the tests start registers it
+    and every client they make sends it; nothing touches ~/.maestro."""
+    key = "mae_test_" + secrets.token_urlsafe(16)
+    key_file = tmp_path_factory.mktemp("maestro-home") / "api_key"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(envs.MAESTRO_API_KEY.name, key)
+        patch.setenv(envs.MAESTRO_API_KEY_FILE.name, str(key_file))
+        yield key
 
 
 @pytest.fixture(scope="session")

@@ -83,6 +83,16 @@ class ImageDeployment(EngineIngress):
                     else:
                         yield to_progress_response(event)
 
+    def request_cost(self, rpc: str, request: Any) -> int:
+        """Pixel-steps a call asks for (the image budget's unit)."""
+        limits = self.engine.limits
+        if rpc not in ("GenerateImage", "StreamImage") or limits is None:
+            return 0
+        width = request.width or limits.default_width
+        height = request.height or limits.default_height
+        steps = request.steps or limits.default_steps
+        return width * height * steps * max(request.num_images, 1)
+
     def _span(
         self, op: str, request: ImageRequest
     ) -> AbstractContextManager[Callable[[ImageResult], None]]:

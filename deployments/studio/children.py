@@ -15,6 +15,8 @@ import asyncio
 import logging
 from typing import Any, Protocol
 
+from deployments.ingress import current_caller
+
 __all__ = ["Handle", "InFlight", "call_child"]
 
 logger = logging.getLogger("maestro.studio")
@@ -58,8 +60,14 @@ class InFlight:
 async def call_child(
     handle: Handle, method: str, request: Any, inflight: InFlight
 ) -> Any:
-    """`await handle.<method>.remote(request)`, cancelled with its awaiter."""
-    response = getattr(handle, method).remote(request)
+    """`await handle.<method>.remote(request)`, cancelled with its awaiter.
+
+    The call carries the API key name of the Compose it serves, so the
+    family charges its budgets to that key (the key was checked here).
+    """
+    caller = current_caller()
+    extra = {"maestro_caller": caller} if caller else {}
+    response = getattr(handle, method).remote(request, **extra)
     inflight.add(response)
     try:
         return await response

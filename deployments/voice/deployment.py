@@ -73,6 +73,10 @@ class VoiceDeployment(EngineIngress):
                     observer.chunk(chunk)
                     yield to_stream_response(chunk, request_id=request_id)
 
+    def request_cost(self, rpc: str, request: Any) -> int:
+        """Characters a call asks to synthesize (the voice budget's unit)."""
+        return len(request.text) if rpc in ("Synthesize", "StreamSpeech") else 0
+
     def _span(
         self, op: str, request: SpeechRequest
     ) -> AbstractContextManager[SpeechObserver]:

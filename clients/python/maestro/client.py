@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from maestro.auth import CallMetadata, default_api_key
 from maestro.errors import MaestroRpcError
 from maestro.health_client import AsyncHealthMethods, HealthMethods
 from maestro.image_client import AsyncImageMethods, ImageMethods
@@ -24,7 +25,7 @@ from maestro.retry import (
     call_with_retry,
     seeded_policy,
 )
-from maestro.routing import FAMILIES, route, routed_channel
+from maestro.routing import FAMILIES, routed_channel
 from maestro.streams import aserver_stream, server_stream
 from maestro.studio_client import AsyncStudioMethods, StudioMethods
 from maestro.v1 import models_pb2, models_pb2_grpc, text_pb2, text_pb2_grpc
@@ -62,11 +63,15 @@ def _text_request(
     return cls(prompt=prompt or "", messages=turns, **fields)
 
 
-class MaestroClient(HealthMethods, ImageMethods, VoiceMethods, StudioMethods):
+class MaestroClient(
+    CallMetadata, HealthMethods, ImageMethods, VoiceMethods, StudioMethods
+):
     """Blocking client. `timeout` (seconds) is the default deadline per call.
 
     `retry`: how idempotent calls (ListModels, Health, seeded unary
     generations) retry UNAVAILABLE; `None` never retries (maestro.retry).
+    `api_key`: sent as `authorization: Bearer <key>`; default MAESTRO_API_KEY,
+    else ~/.maestro/api_key (maestro.auth); "" sends none.
     """
 
     def __init__(
@@ -76,7 +81,9 @@ class MaestroClient(HealthMethods, ImageMethods, VoiceMethods, StudioMethods):
         timeout: float | None = 120.0,
         channel: grpc.Channel | None = None,
         retry: RetryPolicy | None = RetryPolicy(),  # noqa: B008 (frozen)
+        api_key: str | None = None,
     ) -> None:
+        self.api_key = default_api_key() if api_key is None else api_key
         self.channel = channel or grpc.insecure_channel(
             target, options=_CHANNEL_OPTIONS
         )
@@ -110,7 +117,7 @@ class MaestroClient(HealthMethods, ImageMethods, VoiceMethods, StudioMethods):
         try:
             return call_with_retry(
                 lambda t: self._text.GenerateText(
-                    request, timeout=t, metadata=route("text")
+                    request, timeout=t, metadata=self._metadata("text")
                 ),
                 seeded_policy(self, request),
                 self._deadline(timeout),
@@ -129,7 +136,7 @@ class MaestroClient(HealthMethods, ImageMethods, VoiceMethods, StudioMethods):
         """Text deltas as they arrive; closing the iterator cancels the call."""
         request = _text_request(text_pb2.StreamTextRequest, prompt, messages, params)
         call = self._text.StreamText(
-            request, timeout=self._deadline(timeout), metadata=route("text")
+            request, timeout=self._deadline(timeout), metadata=self._metadata("text")
         )
         yield from server_stream(call)
 
@@ -142,7 +149,9 @@ class MaestroClient(HealthMethods, ImageMethods, VoiceMethods, StudioMethods):
             try:
                 reply = call_with_retry(
                     lambda t, f=family: self._models.ListModels(
-                        models_pb2.ListModelsRequest(), timeout=t, metadata=route(f)
+                        models_pb2.ListModelsRequest(),
+                        timeout=t,
+                        metadata=self._metadata(f),
                     ),
                     self.retry,
                     self._deadline(None),
@@ -156,7 +165,11 @@ class MaestroClient(HealthMethods, ImageMethods, VoiceMethods, StudioMethods):
 
 
 class AsyncMaestroClient(
-    AsyncHealthMethods, AsyncImageMethods, AsyncVoiceMethods, AsyncStudioMethods
+    CallMetadata,
+    AsyncHealthMethods,
+    AsyncImageMethods,
+    AsyncVoiceMethods,
+    AsyncStudioMethods,
 ):
     """asyncio client with the same methods as MaestroClient."""
 
@@ -167,7 +180,9 @@ class AsyncMaestroClient(
         timeout: float | None = 120.0,
         channel: grpc.aio.Channel | None = None,
         retry: RetryPolicy | None = RetryPolicy(),  # noqa: B008 (frozen)
+        api_key: str | None = None,
     ) -> None:
+        self.api_key = default_api_key() if api_key is None else api_key
         self.channel = channel or grpc.aio.insecure_channel(
             target, options=_CHANNEL_OPTIONS
         )
@@ -200,7 +215,7 @@ class AsyncMaestroClient(
         try:
             return await acall_with_retry(
                 lambda t: self._text.GenerateText(
-                    request, timeout=t, metadata=route("text")
+                    request, timeout=t, metadata=self._metadata("text")
                 ),
                 seeded_policy(self, request),
                 self._deadline(timeout),
@@ -218,7 +233,7 @@ class AsyncMaestroClient(
     ) -> AsyncIterator[text_pb2.StreamTextResponse]:
         request = _text_request(text_pb2.StreamTextRequest, prompt, messages, params)
         call = self._text.StreamText(
-            request, timeout=self._deadline(timeout), metadata=route("text")
+            request, timeout=self._deadline(timeout), metadata=self._metadata("text")
         )
         # aclosing: an early close of this stream cancels the call at once.
         async with aclosing(aserver_stream(call)) as messages:
@@ -233,7 +248,9 @@ class AsyncMaestroClient(
             try:
                 reply = await acall_with_retry(
                     lambda t, f=family: self._models.ListModels(
-                        models_pb2.ListModelsRequest(), timeout=t, metadata=route(f)
+                        models_pb2.ListModelsRequest(),
+                        timeout=t,
+                        metadata=self._metadata(f),
                     ),
                     self.retry,
                     self._deadline(None),

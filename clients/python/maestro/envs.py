@@ -86,7 +86,26 @@ MAESTRO_TARGET = _var(
     "MAESTRO_TARGET", "127.0.0.1:9000", "host:port the CLI calls (--target wins)."
 )
 
+MAESTRO_API_KEY = _var(
+    "MAESTRO_API_KEY",
+    None,
+    "The API key clients send (authorization: Bearer); unset: the key file. "
+    "The launcher registers it as the local key.",
+)
+MAESTRO_API_KEY_FILE = _var(
+    "MAESTRO_API_KEY_FILE",
+    "~/.maestro/api_key",
+    "Where the local key lives when MAESTRO_API_KEY is unset; `make serve` "
+    "creates it (mode 0600) on first start.",
+)
+
 # --- Launcher (deployments.launch) ----------------------------------------
+MAESTRO_AUTH = _var(
+    "MAESTRO_AUTH",
+    None,
+    "Set by the launcher from the auth: block: every key's name, SHA-256, "
+    "scopes and quotas (JSON; never a plain key). Unset: auth off.",
+)
 MAESTRO_METRICS_EXPORT_PORT = _var(
     "MAESTRO_METRICS_EXPORT_PORT",
     None,

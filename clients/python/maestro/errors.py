@@ -6,23 +6,60 @@ from typing import Any
 
 import grpc
 
-__all__ = ["MaestroRpcError", "rpc_error"]
+__all__ = ["MaestroRpcError", "retry_after_s", "rpc_error"]
+
+
+RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
 
 
 class MaestroRpcError(Exception):
-    """A call failed: `code` (grpc.StatusCode), `details`, `request_id`."""
+    """A call failed: `code` (grpc.StatusCode), `details`, `request_id`.
+
+    `retry_after_s`: set when the server said when to try again (a quota,
+    from trailing metadata `grpc-retry-pushback-ms`), else None.
+    """
 
     def __init__(
-        self, code: grpc.StatusCode, details: str, request_id: str = ""
+        self,
+        code: grpc.StatusCode,
+        details: str,
+        request_id: str = "",
+        retry_after_s: float | None = None,
     ) -> None:
         self.code, self.details, self.request_id = code, details, request_id
+        self.retry_after_s = retry_after_s
         super().__init__(f"{code.name}: {details}")
 
     @classmethod
     def from_rpc_error(cls, error: grpc.RpcError) -> MaestroRpcError:
         call: Any = error
-        trailing = dict(call.trailing_metadata() or ())
-        return cls(call.code(), call.details() or "", trailing.get("x-request-id", ""))
+        return cls(
+            call.code(),
+            call.details() or "",
+            trailing_value(error, "x-request-id") or "",
+            retry_after_s(error),
+        )
+
+
+def trailing_value(error: grpc.RpcError, key: str) -> str | None:
+    call: Any = error
+    try:
+        trailing = call.trailing_metadata() or ()
+    except Exception:  # an error raised before the call had metadata
+        return None
+    for name, value in trailing:
+        if name == key:
+            return value if isinstance(value, str) else value.decode()
+    return None
+
+
+def retry_after_s(error: grpc.RpcError) -> float | None:
+    """Seconds the server asked the client to wait, when it said."""
+    value = trailing_value(error, RETRY_PUSHBACK_KEY)
+    try:
+        return None if value is None else max(int(value), 0) / 1000
+    except ValueError:
+        return None
 
 
 def rpc_error(error: grpc.RpcError) -> MaestroRpcError:

@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from maestro.errors import MaestroRpcError, rpc_error
 from maestro.retry import NO_RETRY, RetryPolicy, acall_with_retry, call_with_retry
-from maestro.routing import FAMILIES, route
+from maestro.routing import FAMILIES
 
 __all__ = ["AsyncHealthMethods", "HealthMethods"]
 
@@ -86,7 +86,7 @@ class HealthMethods:
         try:
             reply = call_with_retry(
                 lambda t: self._health().Check(
-                    _request(service), timeout=t, metadata=route(family)
+                    _request(service), timeout=t, metadata=self._metadata(family)
                 ),
                 policy,
                 timeout,
@@ -147,7 +147,7 @@ class AsyncHealthMethods:
         try:
             reply = await acall_with_retry(
                 lambda t: self._health().Check(
-                    _request(service), timeout=t, metadata=route(family)
+                    _request(service), timeout=t, metadata=self._metadata(family)
                 ),
                 policy,
                 timeout,

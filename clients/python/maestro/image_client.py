@@ -23,7 +23,6 @@ __all__ = ["AsyncImageMethods", "ImageMethods", "LoraSpec", "image_request"]
 
 Msg = TypeVar("Msg")
 LoraSpec = Mapping[str, float] | Iterable[tuple[str, float]]
-_ROUTE = (("application", "image"),)
 _FORMATS = {
     "png": image_pb2.IMAGE_FORMAT_PNG,
     "jpeg": image_pb2.IMAGE_FORMAT_JPEG,
@@ -73,7 +72,7 @@ class ImageMethods:
         try:
             return call_with_retry(
                 lambda t: self._image().GenerateImage(
-                    request, timeout=t, metadata=_ROUTE
+                    request, timeout=t, metadata=self._metadata("image")
                 ),
                 seeded_policy(self, request),
                 self._deadline(timeout),
@@ -94,7 +93,7 @@ class ImageMethods:
             image_pb2.StreamImageRequest, prompt, loras=loras, **params
         )
         call = self._image().StreamImage(
-            request, timeout=self._deadline(timeout), metadata=_ROUTE
+            request, timeout=self._deadline(timeout), metadata=self._metadata("image")
         )
         yield from server_stream(call)
 
@@ -127,7 +126,7 @@ class AsyncImageMethods:
         try:
             return await acall_with_retry(
                 lambda t: self._image().GenerateImage(
-                    request, timeout=t, metadata=_ROUTE
+                    request, timeout=t, metadata=self._metadata("image")
                 ),
                 seeded_policy(self, request),
                 self._deadline(timeout),
@@ -147,7 +146,7 @@ class AsyncImageMethods:
             image_pb2.StreamImageRequest, prompt, loras=loras, **params
         )
         call = self._image().StreamImage(
-            request, timeout=self._deadline(timeout), metadata=_ROUTE
+            request, timeout=self._deadline(timeout), metadata=self._metadata("image")
         )
         # aclosing: an early close of this stream cancels the call at once.
         async with aclosing(aserver_stream(call)) as messages:

@@ -18,6 +18,10 @@ Python proxy answers INTERNAL with Ray's actor-death text ("The actor died
 ...") in the details; `RetryPolicy.replica_lost` treats that INTERNAL as
 UNAVAILABLE. Maestro's own INTERNAL errors never carry that text.
 
+A quota rejection (RESOURCE_EXHAUSTED with `grpc-retry-pushback-ms`) ran
+nothing, so any unary call may wait that long and try again: with
+`RetryPolicy(wait_for_quota=True)` the clients do, within the deadline.
+
 One deadline covers all attempts: a call with `timeout=30` gives up after
 30 s however many retries fit, so retrying never makes a call hang longer.
 """
@@ -28,10 +32,12 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import grpc
+
+from maestro.errors import retry_after_s
 
 __all__ = [
     "NO_RETRY",
@@ -57,6 +63,9 @@ class RetryPolicy:
         default_factory=lambda: frozenset({grpc.StatusCode.UNAVAILABLE})
     )
     replica_lost: bool = True  # also Ray's INTERNAL for a replica that died
+    # Wait out a quota (the server's grpc-retry-pushback-ms) and retry, for
+    # every unary call: a call refused by a quota never ran.
+    wait_for_quota: bool = False
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
@@ -72,6 +81,22 @@ class RetryPolicy:
             return False
         code = error.code()  # type: ignore[attr-defined]
         return code in self.codes or (self.replica_lost and replica_lost(error))
+
+    def pause_s(self, error: grpc.RpcError, attempt: int) -> float | None:
+        """Seconds to wait before retrying `error`, or None: do not retry."""
+        if attempt + 1 >= self.attempts:
+            return None
+        if self.wait_for_quota:
+            pushback = quota_pushback_s(error)
+            if pushback is not None:
+                return pushback + random.uniform(0, self.initial_backoff_s)
+        if self.should_retry(error, attempt):
+            return self.backoff_s(attempt)
+        return None
+
+    def quota_only(self) -> RetryPolicy:
+        """This policy for calls that may only wait out quotas (not idempotent)."""
+        return replace(self, codes=frozenset(), replica_lost=False)
 
 
 NO_RETRY = RetryPolicy(attempts=1)
@@ -92,11 +117,20 @@ def replica_lost(error: grpc.RpcError) -> bool:
     return any(marker in details for marker in _REPLICA_LOST)
 
 
+def quota_pushback_s(error: grpc.RpcError) -> float | None:
+    """The wait a quota rejection asks for; None for any other error."""
+    if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:  # type: ignore[attr-defined]
+        return None
+    return retry_after_s(error)
+
+
 def seeded_policy(client: object, request: Any) -> RetryPolicy:
-    """The client's policy for a generation with a `seed`, else NO_RETRY."""
+    """The client's policy for a generation with a `seed`; for one without,
+    only quota waits (if the policy asks for them)."""
+    policy: RetryPolicy = getattr(client, "retry", NO_RETRY)
     if request.HasField("seed"):
-        return getattr(client, "retry", NO_RETRY)
-    return NO_RETRY
+        return policy
+    return policy.quota_only() if policy.wait_for_quota else NO_RETRY
 
 
 def _remaining(deadline: float | None) -> float | None:
@@ -113,11 +147,9 @@ def call_with_retry(
         try:
             return call(_remaining(deadline))
         except grpc.RpcError as error:
-            pause = policy.backoff_s(attempt)
+            pause = policy.pause_s(error, attempt)
             left = _remaining(deadline)
-            if not policy.should_retry(error, attempt) or (
-                left is not None and left <= pause
-            ):
+            if pause is None or (left is not None and left <= pause):
                 raise
         time.sleep(pause)
         attempt += 1
@@ -135,11 +167,9 @@ async def acall_with_retry(
         try:
             return await call(_remaining(deadline))
         except grpc.RpcError as error:
-            pause = policy.backoff_s(attempt)
+            pause = policy.pause_s(error, attempt)
             left = _remaining(deadline)
-            if not policy.should_retry(error, attempt) or (
-                left is not None and left <= pause
-            ):
+            if pause is None or (left is not None and left <= pause):
                 raise
         await asyncio.sleep(pause)
         attempt += 1

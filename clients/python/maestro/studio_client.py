@@ -20,7 +20,6 @@ from maestro.v1 import image_pb2, studio_pb2, studio_pb2_grpc, voice_pb2
 
 __all__ = ["AsyncStudioMethods", "StudioMethods", "compose_request"]
 
-_ROUTE = (("application", "studio"),)
 _IMAGE_FORMATS = {
     "png": image_pb2.IMAGE_FORMAT_PNG,
     "jpeg": image_pb2.IMAGE_FORMAT_JPEG,
@@ -117,7 +116,7 @@ class StudioMethods:
         call = self._studio().Compose(
             compose_request(brief, **params),
             timeout=self._deadline(timeout),
-            metadata=_ROUTE,
+            metadata=self._metadata("studio"),
         )
         yield from server_stream(call)
 
@@ -142,7 +141,7 @@ class AsyncStudioMethods:
         call = self._studio().Compose(
             compose_request(brief, **params),
             timeout=self._deadline(timeout),
-            metadata=_ROUTE,
+            metadata=self._metadata("studio"),
         )
         # aclosing: an early close of this stream cancels the call at once.
         async with aclosing(aserver_stream(call)) as messages:

@@ -28,7 +28,6 @@ __all__ = [
 ]
 
 Msg = TypeVar("Msg")
-_ROUTE = (("application", "voice"),)
 AUDIO_FORMATS = {
     "wav": voice_pb2.AUDIO_FORMAT_WAV,
     "pcm_s16le": voice_pb2.AUDIO_FORMAT_PCM_S16LE,
@@ -109,7 +108,9 @@ class VoiceMethods:
         )
         try:
             return call_with_retry(
-                lambda t: self._voice().Synthesize(request, timeout=t, metadata=_ROUTE),
+                lambda t: self._voice().Synthesize(
+                    request, timeout=t, metadata=self._metadata("voice")
+                ),
                 seeded_policy(self, request),
                 self._deadline(timeout),
             )
@@ -138,7 +139,7 @@ class VoiceMethods:
             **params,
         )
         call = self._voice().StreamSpeech(
-            request, timeout=self._deadline(timeout), metadata=_ROUTE
+            request, timeout=self._deadline(timeout), metadata=self._metadata("voice")
         )
         yield from server_stream(call)
 
@@ -179,7 +180,9 @@ class AsyncVoiceMethods:
         )
         try:
             return await acall_with_retry(
-                lambda t: self._voice().Synthesize(request, timeout=t, metadata=_ROUTE),
+                lambda t: self._voice().Synthesize(
+                    request, timeout=t, metadata=self._metadata("voice")
+                ),
                 seeded_policy(self, request),
                 self._deadline(timeout),
             )
@@ -207,7 +210,7 @@ class AsyncVoiceMethods:
             **params,
         )
         call = self._voice().StreamSpeech(
-            request, timeout=self._deadline(timeout), metadata=_ROUTE
+            request, timeout=self._deadline(timeout), metadata=self._metadata("voice")
         )
         # aclosing: an early close of this stream cancels the call at once.
         async with aclosing(aserver_stream(call)) as messages:

@@ -1,0 +1,42 @@
+"""API keys on the client side: where the key comes from, and the header it rides in.
+
+Every Maestro client finds its key the same way: `MAESTRO_API_KEY`, else the
+file `~/.maestro/api_key` (`MAESTRO_API_KEY_FILE` moves it; `make serve`
+creates it on first start). It travels as gRPC metadata
+`authorization: Bearer <key>` on every call.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from maestro import envs
+from maestro.routing import route
+
+__all__ = ["AUTH_HEADER", "CallMetadata", "auth_metadata", "default_api_key"]
+
+AUTH_HEADER = "authorization"
+
+
+def default_api_key() -> str | None:
+    """MAESTRO_API_KEY, else the key file's content, else None."""
+    if key := envs.MAESTRO_API_KEY.get():
+        return str(key).strip()
+    path = Path(envs.MAESTRO_API_KEY_FILE.get()).expanduser()
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def auth_metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
+    return ((AUTH_HEADER, f"Bearer {api_key}"),) if api_key else ()
+
+
+class CallMetadata:
+    """What every call of a client carries: its routing key and its API key."""
+
+    api_key: str | None = None
+
+    def _metadata(self, family: str) -> tuple[tuple[str, str], ...]:
+        return route(family) + auth_metadata(self.api_key)
