@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+import yaml
+
+from deployments.processes import PortsTaken, check_ports_free, stop_haproxy
 from maestro import envs
 
 __all__ = [
@@ -123,6 +127,19 @@ def serve_run(config: str | Path) -> None:
     )
     dashboard_port = envs.MAESTRO_DASHBOARD_PORT.get() or settings.dashboard_port
 
+    raw = yaml.safe_load(Path(config).read_text()) or {}
+    ports = {
+        "gRPC": int((raw.get("grpc_options") or {}).get("port", 9000)),
+        "HTTP": int((raw.get("http_options") or {}).get("port", 8000)),
+        "metrics export": int(metrics_port),
+        "dashboard": int(dashboard_port),
+    }
+    try:
+        for note in check_ports_free(ports):
+            print(f"maestro: {note}", file=sys.stderr)
+    except PortsTaken as exc:
+        sys.exit(f"maestro: {exc}")
+
     import ray
     from ray.serve._private.constants import SERVE_NAMESPACE
     from ray.serve.scripts import cli
@@ -134,7 +151,22 @@ def serve_run(config: str | Path) -> None:
         dashboard_port=dashboard_port,
         _metrics_export_port=metrics_port,
     )
-    cli.main(["run", str(config)], prog_name="serve")
+    node_id = ray.get_runtime_context().get_node_id()
+    # SIGTERM (a process manager, `kill`) stops at once but still runs the
+    # clean-up below; SIGINT (Ctrl-C) drains through `serve run` first.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        cli.main(["run", str(config)], prog_name="serve")
+    finally:
+        ray.shutdown()
+        # HAProxy is reloaded (a new process, -sf the old) while Serve tears
+        # applications down; the last one can outlive Ray and keep the port.
+        if left := stop_haproxy(node_id):
+            print(f"maestro: stopped {left} HAProxy process(es)", file=sys.stderr)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _export_auth(config: str | Path) -> None:

@@ -22,7 +22,8 @@ _RUNNING = "RUNNING"
 
 
 def replica_placement() -> dict[str, str]:
-    """This replica's node and the GPU ids Ray assigned it ("none" on CPU).
+    """This replica's id, its node and the GPU ids Ray assigned it ("none" on
+    CPU).
 
     Fractional replicas sharing a card report the same id; exclusive ones
     distinct ids. Reported in each family's ListModels stats.
@@ -32,10 +33,17 @@ def replica_placement() -> dict[str, str]:
     if not ray.is_initialized():  # an engine ingress built without Ray
         return {}
     gpu_ids = ray.get_gpu_ids()
-    return {
+    placement = {
         "node_id": ray.get_runtime_context().get_node_id()[:12],
         "gpu_ids": ",".join(str(i) for i in gpu_ids) if gpu_ids else "none",
     }
+    try:
+        from ray import serve
+
+        placement["replica"] = serve.get_replica_context().replica_id.unique_id
+    except Exception:  # not inside a Serve replica (a plain Ray task or test)
+        pass
+    return placement
 
 
 def waiting_reasons(status: Any, apps: Iterable[str]) -> dict[str, str]:

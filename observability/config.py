@@ -52,6 +52,15 @@ class TracingSettings(BaseModel):
         description="exporter `file`: where spans are appended; a relative "
         "path is anchored to the project root.",
     )
+    max_file_bytes: int = Field(
+        100 * 1024 * 1024,
+        ge=4096,
+        description="exporter `file`: past this size the file is rotated "
+        "(spans.jsonl -> spans.jsonl.1 -> ...), by whichever process writes next.",
+    )
+    backup_files: int = Field(
+        3, ge=0, le=100, description="Rotated files kept beside the live one."
+    )
     sampling_ratio: float = Field(
         0.01,
         ge=0.0,
@@ -123,4 +132,6 @@ def tracing_environment(tracing: TracingSettings) -> dict[str, str]:
         envs.MAESTRO_TRACING_EXPORTER.name: tracing.exporter,
         envs.MAESTRO_TRACING_ENDPOINT.name: tracing.endpoint,
         envs.MAESTRO_TRACING_FILE.name: str(tracing.file_path()),
+        envs.MAESTRO_TRACING_FILE_MAX_BYTES.name: str(tracing.max_file_bytes),
+        envs.MAESTRO_TRACING_FILE_BACKUPS.name: str(tracing.backup_files),
     }

@@ -15,6 +15,7 @@ step instead, so handle calls and child spans made in that step join it.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import threading
@@ -95,22 +96,64 @@ class JsonLinesSpanExporter(SpanExporter):
     """Appends one JSON object per span to a file shared by all processes.
 
     Each batch is a single `write` on an O_APPEND descriptor, so lines from
-    different replicas never interleave.
+    different replicas never interleave. Past `max_bytes` the writer that
+    notices rotates the file (under an flock, so one process does it) to
+    `.1`, `.2`, ...; the others see the inode change and reopen.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self, path: str | Path, *, max_bytes: int | None = None, backups: int = 3
+    ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.max_bytes, self.backups = max_bytes, backups
         self._lock = threading.Lock()
+        self._fd = self._open()
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         data = "".join(json.dumps(span_record(s)) + "\n" for s in spans).encode()
         with self._lock:
             if self._fd < 0:
                 return SpanExportResult.FAILURE
+            if self.max_bytes is not None:
+                self._rotate_if_due()
             os.write(self._fd, data)
         return SpanExportResult.SUCCESS
+
+    def _rotate_if_due(self) -> None:
+        try:
+            current = os.stat(self.path)
+        except FileNotFoundError:
+            current = None
+        mine = os.fstat(self._fd)
+        if current is None or current.st_ino != mine.st_ino:
+            self._reopen()  # another process rotated it
+            return
+        if mine.st_size < (self.max_bytes or 0):
+            return
+        with open(f"{self.path}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            now = os.stat(self.path)
+            if now.st_ino == mine.st_ino:  # nobody rotated it meanwhile
+                self._shift()
+        self._reopen()
+
+    def _shift(self) -> None:
+        if self.backups == 0:
+            os.unlink(self.path)
+            return
+        for i in range(self.backups - 1, 0, -1):
+            older = Path(f"{self.path}.{i}")
+            if older.exists():
+                os.replace(older, f"{self.path}.{i + 1}")
+        os.replace(self.path, f"{self.path}.1")
+
+    def _reopen(self) -> None:
+        os.close(self._fd)
+        self._fd = self._open()
 
     def shutdown(self) -> None:
         with self._lock:
@@ -161,6 +204,9 @@ def span_processors() -> list[Any]:
 
         exporter = HttpExporter(endpoint=endpoint)
     else:
-        path = envs.MAESTRO_TRACING_FILE.get()
-        exporter = JsonLinesSpanExporter(path)
+        exporter = JsonLinesSpanExporter(
+            envs.MAESTRO_TRACING_FILE.get(),
+            max_bytes=envs.MAESTRO_TRACING_FILE_MAX_BYTES.get(),
+            backups=envs.MAESTRO_TRACING_FILE_BACKUPS.get(),
+        )
     return [BatchSpanProcessor(exporter, schedule_delay_millis=_BATCH_DELAY_MS)]

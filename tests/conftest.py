@@ -11,6 +11,7 @@ import pytest
 from maestro import envs
 from tests.helpers import build_demo_models
 from tests.helpers.devices import cuda_available
+from tests.helpers.redis_server import redis_available, redis_server
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -29,6 +30,15 @@ def api_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def demo_models() -> Path:
     """The offline demo checkpoints (built once; `make models` does the same)."""
     return build_demo_models()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server for this session (`.ci/run` installs Debian's)."""
+    if not redis_available():
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 def pytest_collection_modifyitems(

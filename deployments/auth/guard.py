@@ -132,12 +132,8 @@ class Gate:
             return ticket
         q = key.quotas
         try:
-            if direct and q.requests_per_minute:
-                await self._take(key, "requests_per_minute", 1, q.requests_per_minute)
-            budget = BUDGETS.get(family)
-            limit = getattr(q, budget) if budget else None
-            if limit:
-                await self._take(key, budget, cost, limit)
+            # The slot first (undone if a later quota refuses), the budget
+            # last: a refused call never spends family budget.
             if direct and q.concurrent_requests:
                 counter = f"{key.name}:concurrent"
                 if not await self.store.acquire(
@@ -150,6 +146,19 @@ class Gate:
                         retry_after_s=CONCURRENCY_RETRY_S,
                     )
                 ticket.holds_slot = True
+            try:
+                if direct and q.requests_per_minute:
+                    await self._take(
+                        key, "requests_per_minute", 1, q.requests_per_minute
+                    )
+                budget = BUDGETS.get(family)
+                limit = getattr(q, budget) if budget else None
+                if limit:
+                    await self._take(key, budget, cost, limit)
+            except QuotaExceeded:
+                if ticket.holds_slot:
+                    await self.store.release(f"{key.name}:concurrent", ticket.token)
+                raise
         except StoreUnavailable as exc:
             self._store_down(exc)
         return ticket

@@ -8,10 +8,8 @@ which keys exist or how close a guess was.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
-import secrets
 from pathlib import Path
 
 from deployments.auth.config import (
@@ -21,6 +19,7 @@ from deployments.auth.config import (
     read_keys_file,
 )
 from maestro import envs
+from maestro.auth import hash_key, new_key
 
 __all__ = [
     "hash_key",
@@ -29,16 +28,6 @@ __all__ = [
     "new_key",
     "resolve_settings",
 ]
-
-PREFIX = "mae_"
-
-
-def new_key() -> str:
-    return PREFIX + secrets.token_urlsafe(32)
-
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def lookup(key: str, entries: tuple[KeyEntry, ...]) -> KeyEntry | None:

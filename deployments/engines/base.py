@@ -91,8 +91,23 @@ class Engine(abc.ABC):
 
     def __init__(self, config: Any) -> None:
         self.config = config
-        self.status_message = "not started"
+        self._status = "not started"
         self.device = "cpu"
+
+    @property
+    def status_message(self) -> str:
+        """What the engine is doing; says so when a started engine died."""
+        if self._status == "ready" and not self.ready:
+            return f"stopped unexpectedly: {self._death_reason()}"
+        return self._status
+
+    @status_message.setter
+    def status_message(self, value: str) -> None:
+        self._status = value
+
+    def _death_reason(self) -> str:
+        """Why a started engine is no longer ready (a subclass knows better)."""
+        return "the model is no longer loaded"
 
     # What a subclass provides -------------------------------------------
 

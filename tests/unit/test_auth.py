@@ -176,3 +176,23 @@ def test_without_the_launcher_auth_is_off() -> None:
     assert AuthSettings.from_env({}).enabled is False
     gate = Gate(AuthSettings.from_env({}), MemoryStore())
     assert gate.authenticate([]) is None
+
+
+def test_cli_keys_create_appends_a_hash_the_server_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from maestro.cli import main
+
+    keys_file = tmp_path / "keys.yaml"
+    argv = ["keys", "create", "alice", "--keys-file", str(keys_file)]
+    assert main([*argv, "--scope", "text", "--rpm", "60"]) == 0
+    key = capsys.readouterr().out.strip()
+    assert key.startswith("mae_") and key not in keys_file.read_text()
+    assert stat.S_IMODE(keys_file.stat().st_mode) == 0o600
+    with pytest.raises(SystemExit, match="already"):
+        main(argv)
+    monkeypatch.setenv(envs.MAESTRO_API_KEY.name, "mae_local")
+    settings = resolve_settings(AuthConfig(keys_file=str(keys_file)), tmp_path)
+    found = lookup(key, settings.keys)
+    assert found is not None and found.name == "alice"
+    assert found.scopes == ("text",) and found.quotas.requests_per_minute == 60

@@ -433,3 +433,29 @@ def test_voice_span_and_metrics(
     assert recorded.total("maestro_voice_audio_seconds") == 3.0
     assert len(recorded.values["maestro_voice_time_to_first_chunk_seconds"]) == 1
     assert len(recorded.values["maestro_voice_real_time_factor"]) == 1
+
+
+def test_span_file_rotates_by_size_across_writers(tmp_path) -> None:
+    path = tmp_path / "spans.jsonl"
+    # Two exporters stand for two processes appending to one file.
+    writers = [
+        tracing.JsonLinesSpanExporter(path, max_bytes=4096, backups=2)
+        for _ in range(2)
+    ]
+    provider = TracerProvider()
+    for writer in writers:
+        provider.add_span_processor(SimpleSpanProcessor(writer))
+    tracer = provider.get_tracer("t")
+    for i in range(200):
+        with tracer.start_as_current_span(f"span-{i}"):
+            pass
+    for writer in writers:
+        writer.shutdown()
+    files = sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith("lock"))
+    assert files == ["spans.jsonl", "spans.jsonl.1", "spans.jsonl.2"]
+    for name in files:  # every file holds whole lines, none far past the limit
+        lines = (tmp_path / name).read_text().splitlines()
+        assert all(json.loads(line)["name"].startswith("span-") for line in lines)
+        assert (tmp_path / name).stat().st_size < 4096 + 1024
+    newest = [json.loads(x)["name"] for x in path.read_text().splitlines()]
+    assert "span-199" in newest

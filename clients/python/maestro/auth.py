@@ -8,14 +8,34 @@ creates it on first start). It travels as gRPC metadata
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from pathlib import Path
 
 from maestro import envs
 from maestro.routing import route
 
-__all__ = ["AUTH_HEADER", "CallMetadata", "auth_metadata", "default_api_key"]
+__all__ = [
+    "AUTH_HEADER",
+    "CallMetadata",
+    "auth_metadata",
+    "default_api_key",
+    "hash_key",
+    "new_key",
+]
 
 AUTH_HEADER = "authorization"
+KEY_PREFIX = "mae_"
+
+
+def new_key() -> str:
+    """A fresh API key: `mae_` + 32 random bytes, URL-safe base64."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str) -> str:
+    """What servers store instead of the key: its hex SHA-256."""
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def default_api_key() -> str | None:

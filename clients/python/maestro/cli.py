@@ -20,6 +20,7 @@ from grpc_health.v1 import health_pb2
 from maestro import envs
 from maestro.cli_compose import add_compose_parser
 from maestro.cli_image import add_image_parser
+from maestro.cli_keys import add_keys_parser
 from maestro.cli_voice import add_speak_parser
 from maestro.client import _CHANNEL_OPTIONS as CHANNEL_OPTIONS
 from maestro.client import FAMILIES, MaestroClient, MaestroRpcError
@@ -155,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_image_parser(sub)
     add_speak_parser(sub)
     add_compose_parser(sub)
+    add_keys_parser(sub)
 
     models = sub.add_parser("models", help="list every family's models")
     models.add_argument("--json", action="store_true")

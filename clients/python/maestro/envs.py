@@ -134,6 +134,18 @@ MAESTRO_TRACING_FILE = _var(
     "logs/spans.jsonl",
     "JSON-lines span file of the file exporter.",
 )
+MAESTRO_TRACING_FILE_MAX_BYTES = _var(
+    "MAESTRO_TRACING_FILE_MAX_BYTES",
+    str(100 * 1024 * 1024),
+    "Size past which the span file is rotated.",
+    parse=int,
+)
+MAESTRO_TRACING_FILE_BACKUPS = _var(
+    "MAESTRO_TRACING_FILE_BACKUPS",
+    "3",
+    "Rotated span files kept (spans.jsonl.1 ... .N).",
+    parse=int,
+)
 RAY_SERVE_TRACING_EXPORTER_IMPORT_PATH = _var(
     "RAY_SERVE_TRACING_EXPORTER_IMPORT_PATH",
     None,

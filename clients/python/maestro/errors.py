@@ -10,6 +10,14 @@ __all__ = ["MaestroRpcError", "retry_after_s", "rpc_error"]
 
 
 RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
+LOST_REPLICA = "the server reset the call (its replica was lost); retry"
+# How gRPC reports an HTTP/2 stream the other side reset (RST_STREAM) or a
+# connection that went away mid-call, as CANCELLED.
+_RESET_MARKERS = ("RST_STREAM", "Stream removed", "Socket closed")
+
+
+def _reset_by_peer(details: str) -> bool:
+    return any(marker in details for marker in _RESET_MARKERS)
 
 
 class MaestroRpcError(Exception):
@@ -33,9 +41,15 @@ class MaestroRpcError(Exception):
     @classmethod
     def from_rpc_error(cls, error: grpc.RpcError) -> MaestroRpcError:
         call: Any = error
+        code, details = call.code(), call.details() or ""
+        if code == grpc.StatusCode.CANCELLED and _reset_by_peer(details):
+            # The clients cancel only by closing the call, which raises no
+            # RpcError here; a reset they did not cause is a lost replica.
+            code = grpc.StatusCode.UNAVAILABLE
+            details = f"{LOST_REPLICA}: {details}"
         return cls(
-            call.code(),
-            call.details() or "",
+            code,
+            details,
             trailing_value(error, "x-request-id") or "",
             retry_after_s(error),
         )

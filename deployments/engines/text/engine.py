@@ -29,6 +29,7 @@ __all__ = ["TextEngine", "TextEngineConfig"]
 
 logger = logging.getLogger(__name__)
 
+SHUTDOWN_TIMEOUT_S = 20.0
 _FINISH = {"stop": "stop", "length": "length", "abort": "cancelled"}
 
 
@@ -101,11 +102,21 @@ class TextEngine(Engine):
             default_max_tokens=c.default_max_tokens,
         )
 
+    def _death_reason(self) -> str:
+        return "vLLM's engine core died (the replica will be replaced)"
+
     async def _unload(self) -> None:
-        # Stops the engine-core process vLLM spawned.
-        if self._llm is not None:
-            self._llm.shutdown()
-            self._llm = None
+        # Stops the engine-core process vLLM spawned. Off the event loop and
+        # bounded: with a dead engine core it can block, and the replica must
+        # keep answering (UNAVAILABLE) while Ray replaces it.
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            try:
+                await asyncio.wait_for(
+                    asyncio.to_thread(llm.shutdown), SHUTDOWN_TIMEOUT_S
+                )
+            except TimeoutError:
+                logger.warning("vLLM shutdown took over %s s", SHUTDOWN_TIMEOUT_S)
 
     def limits_info(self) -> dict[str, str]:
         limits = self.limits

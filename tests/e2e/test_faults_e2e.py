@@ -1,0 +1,91 @@
+"""Faults on the real stack: a replica killed mid-stream, vLLM's engine core killed.
+
+Processes are found among the stack's own descendants (never another stack
+on the machine) by the titles Ray and vLLM give them, and killed with
+SIGKILL, as an OOM killer or a lost node would. Each test waits until the
+family is SERVING again, so the tests after it see a healthy stack.
+"""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+import psutil
+import pytest
+from grpc_health.v1 import health_pb2
+
+from maestro import MaestroClient, MaestroRpcError
+from tests.helpers.serve_run import ServeRun
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+LONG_SPEECH = " ".join(f"Sentence number {i} of a long story." for i in range(50))
+
+
+def _descendant(stack: ServeRun, title: str) -> psutil.Process:
+    for proc in psutil.Process(stack.process.pid).children(recursive=True):
+        try:
+            if title in " ".join(proc.cmdline()) or title == proc.name():
+                return proc
+        except psutil.Error:
+            continue
+    raise AssertionError(f"no process titled {title!r} under the stack")
+
+
+def _recovers(client: MaestroClient, family: str, killed_at: float) -> float:
+    client.wait_until_serving(300, [family])
+    return time.monotonic() - killed_at
+
+
+def test_a_replica_killed_mid_stream_is_a_retryable_unavailable(
+    stack: ServeRun,
+) -> None:
+    replica = _descendant(stack, "ServeReplica:voice:Voice")
+    with MaestroClient(stack.target, timeout=120, retry=None) as client:
+        stream = client.stream_speech(LONG_SPEECH)
+        next(stream)  # the stream is live on that replica
+        replica.kill()
+        killed_at = time.monotonic()
+        with pytest.raises(MaestroRpcError) as info:
+            for _ in stream:
+                pass
+        assert time.monotonic() - killed_at < 30  # not a hang until the deadline
+        # Not the client's own CANCELLED: a code it can act on (retry).
+        assert info.value.code == grpc.StatusCode.UNAVAILABLE, info.value
+        assert "Traceback" not in info.value.details
+        recovered_s = _recovers(client, "voice", killed_at)
+        assert client.synthesize("back again.").audio
+    print(f"voice replica: kill -> SERVING in {recovered_s:.1f} s")
+
+
+def test_a_dead_vllm_engine_core_says_so_and_the_replica_is_replaced(
+    stack: ServeRun,
+) -> None:
+    core = _descendant(stack, "VLLM::EngineCore")
+    with MaestroClient(stack.target, timeout=5, retry=None) as client:
+        core.kill()
+        killed_at = time.monotonic()
+        codes: list[str] = []
+        status_messages: set[str] = set()
+        while time.monotonic() - killed_at < 6:
+            try:
+                if client.health("text") == NOT_SERVING:
+                    (model,) = client.list_models(["text"])
+                    status_messages.add(model.status_message)
+                client.generate_text("still there?", max_tokens=2)
+                codes.append("OK")
+            except MaestroRpcError as error:
+                codes.append(error.code.name)
+            time.sleep(0.2)
+        # Meanwhile calls fail fast with UNAVAILABLE, never a deadline, and
+        # ListModels tells the truth about the engine.
+        assert codes and set(codes) <= {"UNAVAILABLE"}, codes
+        assert any("stopped unexpectedly" in m for m in status_messages), (
+            status_messages
+        )
+    with MaestroClient(stack.target, timeout=60) as client:
+        recovered_s = _recovers(client, "text", killed_at)
+        assert client.generate_text("hello", max_tokens=2).text is not None
+    print(f"text engine core: kill -> SERVING in {recovered_s:.1f} s")
