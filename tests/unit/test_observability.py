@@ -439,8 +439,7 @@ def test_span_file_rotates_by_size_across_writers(tmp_path) -> None:
     path = tmp_path / "spans.jsonl"
     # Two exporters stand for two processes appending to one file.
     writers = [
-        tracing.JsonLinesSpanExporter(path, max_bytes=4096, backups=2)
-        for _ in range(2)
+        tracing.JsonLinesSpanExporter(path, max_bytes=4096, backups=2) for _ in range(2)
     ]
     provider = TracerProvider()
     for writer in writers:
