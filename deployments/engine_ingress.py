@@ -13,19 +13,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import ClassVar
 
 from grpc_health.v1 import health_pb2
 
 from deployments.engines.base import Engine, ModelStatus
+from deployments.errors import Unavailable
 from deployments.health import health_response
-from deployments.ingress import unary_rpc
+from deployments.ingress import current_deadline, unary_rpc
 from deployments.placement import replica_placement
 from maestro.v1 import models_pb2
 
 __all__ = ["EngineIngress"]
 
 logger = logging.getLogger("maestro.ingress")
+# Answer this long before the client's deadline, so the answer arrives.
+DEADLINE_MARGIN_S = 0.5
 
 
 class EngineIngress:
@@ -54,13 +58,23 @@ class EngineIngress:
             logger.exception("%s engine failed to start", self.family)
 
     async def _engine_ready(self) -> None:
-        """Wait (bounded) for a loading engine; no-op once it started or failed."""
+        """Wait (bounded) for a loading engine; no-op once it started or failed.
+
+        The wait ends before the client's deadline (when its client said it)
+        with UNAVAILABLE, a code it can retry, rather than DEADLINE_EXCEEDED.
+        """
         if self._starting.done():
             return
+        wait = self.engine_wait_s
+        deadline = current_deadline()
+        if deadline is not None:
+            wait = min(wait, deadline - time.monotonic() - DEADLINE_MARGIN_S)
         try:
-            await asyncio.wait_for(asyncio.shield(self._starting), self.engine_wait_s)
+            await asyncio.wait_for(asyncio.shield(self._starting), max(wait, 0))
         except TimeoutError:
-            pass  # the engine call below answers UNAVAILABLE (still loading)
+            raise Unavailable(
+                f"{self.family} engine is still loading; retry shortly"
+            ) from None
 
     async def __del__(self) -> None:
         # Ray Serve awaits this (it accepts `async def __del__`) when the

@@ -38,6 +38,7 @@ __all__ = [
     "TRACE_ID_KEY",
     "GrpcContext",
     "current_caller",
+    "current_deadline",
     "request_id_of",
     "stream_rpc",
     "unary_rpc",
@@ -59,6 +60,19 @@ OPEN_RPCS = frozenset({"Check"})
 _CALLER: contextvars.ContextVar[str] = contextvars.ContextVar(
     "maestro_caller", default=""
 )
+
+
+TIMEOUT_KEY = "x-maestro-timeout-ms"  # the Maestro clients' call timeout
+# When the call being served must be answered by (monotonic seconds), when
+# the client said; Ray's ingress drops gRPC's own grpc-timeout.
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "maestro_deadline", default=None
+)
+
+
+def current_deadline() -> float | None:
+    """`time.monotonic()` by which the client gives up on this call, if known."""
+    return _DEADLINE.get()
 
 
 def current_caller() -> str:
@@ -158,6 +172,10 @@ class _Call:
         """Bad ids and bodies, then the key, its scopes and its quotas."""
         if self.error is not None:
             raise self.error
+        if self.context is not None:
+            sent = dict(self.context.invocation_metadata() or ()).get(TIMEOUT_KEY)
+            if isinstance(sent, str) and sent.isdigit():
+                _DEADLINE.set(self.started + int(sent) / 1000)
         if self.rpc in OPEN_RPCS:
             return
         guard = gate()

@@ -68,20 +68,29 @@ def test_a_dead_vllm_engine_core_says_so_and_the_replica_is_replaced(
         core.kill()
         killed_at = time.monotonic()
         codes: list[str] = []
+        seen: list[str] = []
         status_messages: set[str] = set()
         while time.monotonic() - killed_at < 6:
+            step = "health"
+            began = time.monotonic()
             try:
                 if client.health("text") == NOT_SERVING:
+                    step = "models"
                     (model,) = client.list_models(["text"])
                     status_messages.add(model.status_message)
+                step = "generate"
                 client.generate_text("still there?", max_tokens=2)
                 codes.append("OK")
             except MaestroRpcError as error:
                 codes.append(error.code.name)
+                seen.append(
+                    f"{step} at {began - killed_at:.1f} s: {error.code.name} in "
+                    f"{time.monotonic() - began:.2f} s ({error.details[:80]})"
+                )
             time.sleep(0.2)
         # Meanwhile calls fail fast with UNAVAILABLE, never a deadline, and
         # ListModels tells the truth about the engine.
-        assert codes and set(codes) <= {"UNAVAILABLE"}, codes
+        assert codes and set(codes) <= {"UNAVAILABLE"}, seen
         assert any("stopped unexpectedly" in m for m in status_messages), (
             status_messages
         )

@@ -53,10 +53,19 @@ def auth_metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
     return ((AUTH_HEADER, f"Bearer {api_key}"),) if api_key else ()
 
 
+# Ray's ingress does not pass gRPC's own grpc-timeout on to the replica, so
+# the clients also send the call's timeout: a replica whose engine is still
+# loading answers UNAVAILABLE before the deadline instead of letting it pass.
+TIMEOUT_HEADER = "x-maestro-timeout-ms"
+
+
 class CallMetadata:
-    """What every call of a client carries: its routing key and its API key."""
+    """What every call of a client carries: routing key, API key, timeout."""
 
     api_key: str | None = None
 
-    def _metadata(self, family: str) -> tuple[tuple[str, str], ...]:
-        return route(family) + auth_metadata(self.api_key)
+    def _metadata(
+        self, family: str, timeout: float | None = None
+    ) -> tuple[tuple[str, str], ...]:
+        extra = () if timeout is None else ((TIMEOUT_HEADER, str(int(timeout * 1000))),)
+        return route(family) + auth_metadata(self.api_key) + extra

@@ -117,7 +117,7 @@ class MaestroClient(
         try:
             return call_with_retry(
                 lambda t: self._text.GenerateText(
-                    request, timeout=t, metadata=self._metadata("text")
+                    request, timeout=t, metadata=self._metadata("text", t)
                 ),
                 seeded_policy(self, request),
                 self._deadline(timeout),
@@ -136,7 +136,9 @@ class MaestroClient(
         """Text deltas as they arrive; closing the iterator cancels the call."""
         request = _text_request(text_pb2.StreamTextRequest, prompt, messages, params)
         call = self._text.StreamText(
-            request, timeout=self._deadline(timeout), metadata=self._metadata("text")
+            request,
+            timeout=self._deadline(timeout),
+            metadata=self._metadata("text", self._deadline(timeout)),
         )
         yield from server_stream(call)
 
@@ -151,7 +153,7 @@ class MaestroClient(
                     lambda t, f=family: self._models.ListModels(
                         models_pb2.ListModelsRequest(),
                         timeout=t,
-                        metadata=self._metadata(f),
+                        metadata=self._metadata(f, t),
                     ),
                     self.retry,
                     self._deadline(None),
@@ -215,7 +217,7 @@ class AsyncMaestroClient(
         try:
             return await acall_with_retry(
                 lambda t: self._text.GenerateText(
-                    request, timeout=t, metadata=self._metadata("text")
+                    request, timeout=t, metadata=self._metadata("text", t)
                 ),
                 seeded_policy(self, request),
                 self._deadline(timeout),
@@ -233,7 +235,9 @@ class AsyncMaestroClient(
     ) -> AsyncIterator[text_pb2.StreamTextResponse]:
         request = _text_request(text_pb2.StreamTextRequest, prompt, messages, params)
         call = self._text.StreamText(
-            request, timeout=self._deadline(timeout), metadata=self._metadata("text")
+            request,
+            timeout=self._deadline(timeout),
+            metadata=self._metadata("text", self._deadline(timeout)),
         )
         # aclosing: an early close of this stream cancels the call at once.
         async with aclosing(aserver_stream(call)) as messages:
@@ -250,7 +254,7 @@ class AsyncMaestroClient(
                     lambda t, f=family: self._models.ListModels(
                         models_pb2.ListModelsRequest(),
                         timeout=t,
-                        metadata=self._metadata(f),
+                        metadata=self._metadata(f, t),
                     ),
                     self.retry,
                     self._deadline(None),

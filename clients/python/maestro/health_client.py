@@ -86,7 +86,7 @@ class HealthMethods:
         try:
             reply = call_with_retry(
                 lambda t: self._health().Check(
-                    _request(service), timeout=t, metadata=self._metadata(family)
+                    _request(service), timeout=t, metadata=self._metadata(family, t)
                 ),
                 policy,
                 timeout,
@@ -147,7 +147,7 @@ class AsyncHealthMethods:
         try:
             reply = await acall_with_retry(
                 lambda t: self._health().Check(
-                    _request(service), timeout=t, metadata=self._metadata(family)
+                    _request(service), timeout=t, metadata=self._metadata(family, t)
                 ),
                 policy,
                 timeout,

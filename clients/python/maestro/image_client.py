@@ -72,7 +72,7 @@ class ImageMethods:
         try:
             return call_with_retry(
                 lambda t: self._image().GenerateImage(
-                    request, timeout=t, metadata=self._metadata("image")
+                    request, timeout=t, metadata=self._metadata("image", t)
                 ),
                 seeded_policy(self, request),
                 self._deadline(timeout),
@@ -93,7 +93,9 @@ class ImageMethods:
             image_pb2.StreamImageRequest, prompt, loras=loras, **params
         )
         call = self._image().StreamImage(
-            request, timeout=self._deadline(timeout), metadata=self._metadata("image")
+            request,
+            timeout=self._deadline(timeout),
+            metadata=self._metadata("image", self._deadline(timeout)),
         )
         yield from server_stream(call)
 
@@ -126,7 +128,7 @@ class AsyncImageMethods:
         try:
             return await acall_with_retry(
                 lambda t: self._image().GenerateImage(
-                    request, timeout=t, metadata=self._metadata("image")
+                    request, timeout=t, metadata=self._metadata("image", t)
                 ),
                 seeded_policy(self, request),
                 self._deadline(timeout),
@@ -146,7 +148,9 @@ class AsyncImageMethods:
             image_pb2.StreamImageRequest, prompt, loras=loras, **params
         )
         call = self._image().StreamImage(
-            request, timeout=self._deadline(timeout), metadata=self._metadata("image")
+            request,
+            timeout=self._deadline(timeout),
+            metadata=self._metadata("image", self._deadline(timeout)),
         )
         # aclosing: an early close of this stream cancels the call at once.
         async with aclosing(aserver_stream(call)) as messages:

@@ -116,7 +116,7 @@ class StudioMethods:
         call = self._studio().Compose(
             compose_request(brief, **params),
             timeout=self._deadline(timeout),
-            metadata=self._metadata("studio"),
+            metadata=self._metadata("studio", self._deadline(timeout)),
         )
         yield from server_stream(call)
 
@@ -141,7 +141,7 @@ class AsyncStudioMethods:
         call = self._studio().Compose(
             compose_request(brief, **params),
             timeout=self._deadline(timeout),
-            metadata=self._metadata("studio"),
+            metadata=self._metadata("studio", self._deadline(timeout)),
         )
         # aclosing: an early close of this stream cancels the call at once.
         async with aclosing(aserver_stream(call)) as messages:

@@ -109,7 +109,7 @@ class VoiceMethods:
         try:
             return call_with_retry(
                 lambda t: self._voice().Synthesize(
-                    request, timeout=t, metadata=self._metadata("voice")
+                    request, timeout=t, metadata=self._metadata("voice", t)
                 ),
                 seeded_policy(self, request),
                 self._deadline(timeout),
@@ -139,7 +139,9 @@ class VoiceMethods:
             **params,
         )
         call = self._voice().StreamSpeech(
-            request, timeout=self._deadline(timeout), metadata=self._metadata("voice")
+            request,
+            timeout=self._deadline(timeout),
+            metadata=self._metadata("voice", self._deadline(timeout)),
         )
         yield from server_stream(call)
 
@@ -181,7 +183,7 @@ class AsyncVoiceMethods:
         try:
             return await acall_with_retry(
                 lambda t: self._voice().Synthesize(
-                    request, timeout=t, metadata=self._metadata("voice")
+                    request, timeout=t, metadata=self._metadata("voice", t)
                 ),
                 seeded_policy(self, request),
                 self._deadline(timeout),
@@ -210,7 +212,9 @@ class AsyncVoiceMethods:
             **params,
         )
         call = self._voice().StreamSpeech(
-            request, timeout=self._deadline(timeout), metadata=self._metadata("voice")
+            request,
+            timeout=self._deadline(timeout),
+            metadata=self._metadata("voice", self._deadline(timeout)),
         )
         # aclosing: an early close of this stream cancels the call at once.
         async with aclosing(aserver_stream(call)) as messages:

@@ -8,6 +8,7 @@ vLLM batches concurrent requests continuously; nothing here serializes them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -30,6 +31,7 @@ __all__ = ["TextEngine", "TextEngineConfig"]
 logger = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT_S = 20.0
+ENGINE_WATCH_S = 0.25  # how often a dead engine core is looked for
 _FINISH = {"stop": "stop", "length": "length", "abort": "cancelled"}
 
 
@@ -43,6 +45,8 @@ class TextEngine(Engine):
         super().__init__(config)
         self._llm: Any = None
         self._tokenizer: Any = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._dead = asyncio.Event()  # set once vLLM's engine core died
         self.limits: TextLimits | None = None
 
     @property
@@ -62,6 +66,26 @@ class TextEngine(Engine):
         (a replica answering Health) stays responsive.
         """
         await asyncio.to_thread(self._start_blocking)
+        self._watcher = asyncio.create_task(self._watch_engine_core())
+
+    async def _watch_engine_core(self) -> None:
+        """Fail in-flight requests at once when vLLM's engine core dies.
+
+        vLLM notices a dead engine core (`errored`) within a fraction of a
+        second, but requests already waiting for output are only failed when
+        its output socket errors, which may be never: their callers would
+        wait out their deadlines. This hands them vLLM's own EngineDeadError,
+        the way vLLM's output handler does when it fails.
+        """
+        while (llm := self._llm) is not None:
+            if llm.errored:
+                from vllm.v1.engine.exceptions import EngineDeadError
+
+                logger.error("vLLM's engine core died; failing its requests")
+                self._dead.set()
+                llm.output_processor.propagate_error(EngineDeadError())
+                return
+            await asyncio.sleep(ENGINE_WATCH_S)
 
     def _start_blocking(self) -> None:
         if self.config.kv_cache_space_gib is not None:
@@ -110,6 +134,8 @@ class TextEngine(Engine):
         # bounded: with a dead engine core it can block, and the replica must
         # keep answering (UNAVAILABLE) while Ray replaces it.
         llm, self._llm = self._llm, None
+        if self._watcher is not None:
+            self._watcher.cancel()
         if llm is not None:
             try:
                 await asyncio.wait_for(
@@ -162,10 +188,11 @@ class TextEngine(Engine):
         params = self._sampling_params(request, len(prompt_ids))
         request_id = request.request_id or uuid.uuid4().hex
         from vllm.exceptions import VLLMValidationError
+        from vllm.v1.engine.exceptions import EngineDeadError
 
         completion_tokens = 0
-        outputs = self._llm.generate(
-            {"prompt_token_ids": prompt_ids}, params, request_id
+        outputs = self._until_engine_death(
+            self._llm.generate({"prompt_token_ids": prompt_ids}, params, request_id)
         )
         try:
             # aclosing: a consumer that stops early must abort the request now,
@@ -183,6 +210,8 @@ class TextEngine(Engine):
                         else None,
                         queue_seconds=_queue_seconds(out) if out.finished else None,
                     )
+        except EngineDeadError:
+            raise Unavailable(f"text engine not ready: {self.status_message}") from None
         except VLLMValidationError as exc:
             raise InvalidArgument(
                 field=_field_of(exc), allowed="see message", reason=str(exc)
@@ -197,6 +226,46 @@ class TextEngine(Engine):
                     reason=str(exc),
                 ) from None
             raise
+
+    async def _until_engine_death(self, outputs: Any) -> AsyncIterator[Any]:
+        """vLLM's outputs for one request, ending in EngineDeadError if the
+        engine core dies before the first one.
+
+        A request submitted as the engine core dies can block inside vLLM
+        sending to the dead process, where no error ever reaches it; racing
+        that first output against the death watcher ends it at once. Its vLLM
+        generator is then abandoned (aborting it would wait on the dead core
+        too); the replica is about to be replaced anyway.
+        """
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        first = asyncio.ensure_future(anext(outputs))
+        dead = asyncio.ensure_future(self._dead.wait())
+        abandoned = False
+        try:
+            try:
+                done, _ = await asyncio.wait(
+                    {first, dead}, return_when=asyncio.FIRST_COMPLETED
+                )
+            except asyncio.CancelledError:
+                first.cancel()  # the caller left: vLLM aborts the request
+                with contextlib.suppress(BaseException):
+                    await first
+                raise
+            if first not in done:
+                abandoned = True
+                first.cancel()
+                raise EngineDeadError()
+            try:
+                yield first.result()
+            except StopAsyncIteration:
+                return
+            async for out in outputs:
+                yield out
+        finally:
+            dead.cancel()
+            if not abandoned:
+                await outputs.aclose()
 
     def _render(self, request: TextRequest) -> list[int]:
         assert self.limits is not None
