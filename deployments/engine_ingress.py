@@ -1,12 +1,14 @@
 """The scaffolding every family ingress that holds an engine shares.
 
 A family deployment subclasses `EngineIngress`, sets `family`, `family_enum`
-and `services`, and calls `_start_in_background(engine)` from its
-constructor: the engine loads off the request path, Health answers
-NOT_SERVING until it is ready, requests that arrive meanwhile wait for it
-(`await self._engine_ready()`), ListModels reports the engine's
-`model_info()` the same way for every family, Ray restarts a replica whose
-engine failed or died, and a stopping replica awaits its engine's shutdown.
+and `services`, and calls `_start_registry(config, make_engine)` from its
+constructor: the family's models are registered (`deployments.registry`),
+the default one loads off the request path, Health answers NOT_SERVING until
+it is ready, a request takes its model with `async with self._model(id)`
+(waiting, within its deadline, for a load), ListModels reports every
+registered model the same way for every family, the admin RPCs LoadModel /
+UnloadModel manage them, Ray restarts a replica whose engine failed or died,
+and a stopping replica awaits its engines' shutdown.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import ClassVar
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any, ClassVar
 
 from grpc_health.v1 import health_pb2
 
@@ -22,7 +27,9 @@ from deployments.engines.base import Engine, ModelStatus
 from deployments.errors import Unavailable
 from deployments.health import health_response
 from deployments.ingress import current_deadline, unary_rpc
+from deployments.models_config import ModelsConfig, model_specs
 from deployments.placement import replica_placement
+from deployments.registry import ModelRegistry, ModelState
 from maestro.v1 import models_pb2
 
 __all__ = ["EngineIngress"]
@@ -33,7 +40,7 @@ DEADLINE_MARGIN_S = 0.5
 
 
 class EngineIngress:
-    """Background engine start, Ray health check, shutdown and Health/Check."""
+    """Model registry start, Ray health check, shutdown, Health and ListModels."""
 
     family: ClassVar[str]
     family_enum: ClassVar[int]  # models_pb2.FAMILY_*
@@ -42,77 +49,148 @@ class EngineIngress:
     # while the engine still loads: a replica added by autoscaling or
     # replacing a lost one would answer UNAVAILABLE to its first requests.
     # They wait this long for the engine instead (the caller's deadline may
-    # end the wait sooner); then the engine's own UNAVAILABLE stands.
+    # end the wait sooner, with UNAVAILABLE).
     engine_wait_s: ClassVar[float] = 120.0
-    engine: Engine
+    registry: ModelRegistry
 
-    def _start_in_background(self, engine: Engine) -> None:
-        self.engine = engine
-        self._starting = asyncio.create_task(self._start_engine())
+    def _start_registry(
+        self, config: ModelsConfig[Any], make_engine: Callable[[Any], Engine]
+    ) -> None:
+        """Register the config's models and preload the default off the
+        request path (the constructor returns at once)."""
+        self.registry = ModelRegistry(
+            model_specs(config),
+            make_engine,
+            max_loaded_models=config.max_loaded_models,
+        )
+        self._starting = asyncio.create_task(self._preload())
 
-    async def _start_engine(self) -> None:
+    async def _preload(self) -> None:
         try:
-            await self.engine.start()
-            logger.info("%s engine ready: %s", self.family, self.engine.served_id)
+            await self.registry.preload()
+            logger.info("%s ready: %s", self.family, ", ".join(self.registry.ids))
         except Exception:
-            logger.exception("%s engine failed to start", self.family)
+            logger.exception("%s default model failed to load", self.family)
+
+    @property
+    def engine(self) -> Engine | None:
+        """The default model's engine (loaded, or last loaded; None before)."""
+        return self.registry.current()
+
+    def _wait_s(self) -> float:
+        """How long a request may wait for a load: before its deadline."""
+        wait = self.engine_wait_s
+        deadline = current_deadline()
+        if deadline is not None:
+            wait = min(wait, deadline - time.monotonic() - DEADLINE_MARGIN_S)
+        return max(wait, 0.0)
 
     async def _engine_ready(self) -> None:
-        """Wait (bounded) for a loading engine; no-op once it started or failed.
+        """Wait (bounded) for the default model's first load.
 
         The wait ends before the client's deadline (when its client said it)
         with UNAVAILABLE, a code it can retry, rather than DEADLINE_EXCEEDED.
         """
         if self._starting.done():
             return
-        wait = self.engine_wait_s
-        deadline = current_deadline()
-        if deadline is not None:
-            wait = min(wait, deadline - time.monotonic() - DEADLINE_MARGIN_S)
         try:
-            await asyncio.wait_for(asyncio.shield(self._starting), max(wait, 0))
+            await asyncio.wait_for(asyncio.shield(self._starting), self._wait_s())
         except TimeoutError:
             raise Unavailable(
                 f"{self.family} engine is still loading; retry shortly"
             ) from None
 
+    @asynccontextmanager
+    async def _model(self, model_id: str) -> AsyncIterator[Engine]:
+        """The engine for a request's `model`, loaded if need be; it is not
+        evicted while the block runs."""
+        await self._engine_ready()
+        async with self.registry.use(model_id, wait_s=self._wait_s()) as engine:
+            yield engine
+
     async def __del__(self) -> None:
         # Ray Serve awaits this (it accepts `async def __del__`) when the
-        # replica stops: take the engine, and the threads and processes it
+        # replica stops: take the engines, and the threads and processes they
         # started (vLLM's engine core, the pipeline worker), down with it.
-        engine = getattr(self, "engine", None)
-        if engine is None:
+        registry = getattr(self, "registry", None)
+        if registry is None:
             return
         starting = getattr(self, "_starting", None)
         if starting is not None and not starting.done():
             starting.cancel()  # a load still running is abandoned, not awaited
         try:
-            await engine.shutdown()
+            await registry.shutdown()
         except Exception:
-            logger.exception("%s engine failed to shut down", self.family)
+            logger.exception("%s engines failed to shut down", self.family)
+
+    def _healthy(self) -> tuple[bool, str]:
+        if not self._starting.done():
+            return False, "loading"
+        return self.registry.healthy()
 
     def check_health(self) -> None:
         """Ray Serve's replica health check: restart a replica whose engine is down."""
-        if self._starting.done() and not self.engine.ready:
-            raise RuntimeError(
-                f"{self.family} engine down: {self.engine.status_message}"
-            )
+        if self._starting.done():
+            healthy, why = self.registry.healthy()
+            if not healthy:
+                raise RuntimeError(f"{self.family} engine down: {why}")
 
     @unary_rpc(health_pb2.HealthCheckResponse)
     async def Check(
         self, request: health_pb2.HealthCheckRequest, request_id: str
     ) -> health_pb2.HealthCheckResponse:
-        return health_response(request, services=self.services, ready=self.engine.ready)
+        ready, _ = self._healthy()
+        return health_response(request, services=self.services, ready=ready)
 
     @unary_rpc(models_pb2.ListModelsResponse)
     async def ListModels(
         self, request: models_pb2.ListModelsRequest, request_id: str
     ) -> models_pb2.ListModelsResponse:
-        info = self.engine.model_info()
-        stats = {**info.stats, **self._ingress_stats(), **replica_placement()}
         return models_pb2.ListModelsResponse(
-            models=[model_info_message(info, self.family_enum, stats)]
+            models=[self._model_message(row) for row in self.registry.statuses()]
         )
+
+    @unary_rpc(models_pb2.LoadModelResponse)
+    async def LoadModel(
+        self, request: models_pb2.LoadModelRequest, request_id: str
+    ) -> models_pb2.LoadModelResponse:
+        await self._engine_ready()
+        await self.registry.load(request.model, pin=request.pin)
+        return models_pb2.LoadModelResponse(model=self._row(request.model))
+
+    @unary_rpc(models_pb2.UnloadModelResponse)
+    async def UnloadModel(
+        self, request: models_pb2.UnloadModelRequest, request_id: str
+    ) -> models_pb2.UnloadModelResponse:
+        await self._engine_ready()
+        await self.registry.unload(request.model)
+        return models_pb2.UnloadModelResponse(model=self._row(request.model))
+
+    def _row(self, model_id: str) -> models_pb2.ModelInfo:
+        wanted = model_id or self.registry.default_id
+        (row,) = [r for r in self.registry.statuses() if r[0].id == wanted]
+        return self._model_message(row)
+
+    def _model_message(self, row: tuple[Any, ...]) -> models_pb2.ModelInfo:
+        spec, state, registry_stats, info = row
+        if info is None:  # never loaded here: what the config says
+            info = ModelStatus(
+                id=spec.id,
+                engine="",
+                device="",
+                ready=False,
+                status_message=registry_stats.get("error", state.value),
+            )
+        elif state is not ModelState.LOADED:
+            info = replace(info, ready=False, status_message=state.value)
+        stats = {
+            **info.stats,
+            **registry_stats,
+            "default": str(spec.id == self.registry.default_id).lower(),
+            **self._ingress_stats(),
+            **replica_placement(),
+        }
+        return model_info_message(info, self.family_enum, stats)
 
     def _ingress_stats(self) -> dict[str, str]:
         """Counters the deployment keeps beside the engine's (none by default)."""

@@ -7,24 +7,27 @@ from typing import Any
 from ray.serve import Application
 
 from deployments import resolve_project_path
+from deployments.engines.image.config import ImageEngineConfig
 from deployments.image.config import ImageAppConfig
 from deployments.image.deployment import ImageDeployment
+from deployments.models_config import resolve_model_paths
 
 __all__ = ["ImageDeployment", "build_app", "resolve_config"]
 
 
 def resolve_config(args: dict[str, Any]) -> ImageAppConfig:
     """Validate `args`; anchor relative model and LoRA paths to the project."""
-    config = ImageAppConfig.model_validate(args)
-    engine = config.engine
+    return resolve_model_paths(ImageAppConfig.model_validate(args), _anchor)
+
+
+def _anchor(engine: ImageEngineConfig) -> ImageEngineConfig:
     loras = tuple(
         lora.model_copy(update={"path": resolve_project_path(lora.path)})
         for lora in engine.loras
     )
-    engine = engine.model_copy(
+    return engine.model_copy(
         update={"model": resolve_project_path(engine.model), "loras": loras}
     )
-    return config.model_copy(update={"engine": engine})
 
 
 def build_app(args: dict[str, Any]) -> Application:

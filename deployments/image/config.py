@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from deployments.engines.image.config import ImageEngineConfig
+from deployments.models_config import ModelsConfig
 
 __all__ = ["ImageAppConfig"]
 
 
-class ImageAppConfig(BaseModel):
+class ImageAppConfig(ModelsConfig[ImageEngineConfig]):
     """Validated when the application is built: unknown keys fail fast."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    engine: ImageEngineConfig = Field(
-        description="diffusers pipeline, adapters, limits, batching and memory."
-    )

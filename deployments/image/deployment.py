@@ -16,6 +16,7 @@ from typing import Any
 from ray import serve
 
 from deployments.engine_ingress import EngineIngress
+from deployments.engines.image.config import ImageEngineConfig
 from deployments.engines.image.engine import ImageEngine
 from deployments.engines.image.types import ImageRequest, ImageResult
 from deployments.image.config import ImageAppConfig
@@ -25,7 +26,7 @@ from deployments.image.converters import (
     to_progress_response,
     to_result_response,
 )
-from deployments.image.telemetry import request_span, watch_batches
+from deployments.image.telemetry import BatchSizes, request_span, watch_batches
 from deployments.ingress import stream_rpc, unary_rpc
 from maestro.v1 import image_pb2, models_pb2
 
@@ -45,48 +46,53 @@ class ImageDeployment(EngineIngress):
 
     async def __init__(self, config: dict[str, Any]) -> None:
         self.config = ImageAppConfig.model_validate(config)
-        engine = ImageEngine(self.config.engine)
-        self._batch_sizes = watch_batches(engine)
-        self._start_in_background(engine)
+        self._batch_sizes = BatchSizes()
+        self._start_registry(self.config, self._make_engine)
+
+    def _make_engine(self, config: ImageEngineConfig) -> ImageEngine:
+        engine = ImageEngine(config)
+        watch_batches(engine, self._batch_sizes)
+        return engine
 
     @unary_rpc(image_pb2.GenerateImageResponse)
     async def GenerateImage(
         self, request: image_pb2.GenerateImageRequest, request_id: str
     ) -> image_pb2.GenerateImageResponse:
-        await self._engine_ready()
-        self.engine.check_model(request.model)
         engine_request = to_engine_request(request, request_id)
-        with self._span("generate", engine_request) as on_result:
-            result = await self.engine.generate(engine_request)
-            on_result(result)
+        async with self._model(request.model) as engine:
+            with self._span(engine, "generate", engine_request) as on_result:
+                result = await engine.generate(engine_request)
+                on_result(result)
         return to_generate_response(
-            result, model=self.engine.config.served_id, request_id=request_id
+            result, model=engine.served_id, request_id=request_id
         )
 
     @stream_rpc
     async def StreamImage(
         self, request: image_pb2.StreamImageRequest, request_id: str
     ) -> AsyncIterator[image_pb2.StreamImageResponse]:
-        await self._engine_ready()
-        self.engine.check_model(request.model)
-        model = self.engine.config.served_id
         engine_request = to_engine_request(request, request_id)
-        events = self.engine.stream(engine_request)
-        with self._span("stream", engine_request) as on_result:
-            async with aclosing(events):  # leaving early cancels the request
-                async for event in events:
-                    if isinstance(event, ImageResult):
-                        on_result(event)
-                        yield to_result_response(
-                            event, model=model, request_id=request_id
-                        )
-                    else:
-                        yield to_progress_response(event)
+        async with self._model(request.model) as engine:
+            model = engine.served_id
+            events = engine.stream(engine_request)
+            with self._span(engine, "stream", engine_request) as on_result:
+                async with aclosing(events):  # leaving early cancels it
+                    async for event in events:
+                        if isinstance(event, ImageResult):
+                            on_result(event)
+                            yield to_result_response(
+                                event, model=model, request_id=request_id
+                            )
+                        else:
+                            yield to_progress_response(event)
 
     def request_cost(self, rpc: str, request: Any) -> int:
         """Pixel-steps a call asks for (the image budget's unit)."""
-        limits = self.engine.limits
-        if rpc not in ("GenerateImage", "StreamImage") or limits is None:
+        if rpc not in ("GenerateImage", "StreamImage"):
+            return 0
+        engine = self.registry.current(request.model) or self.engine  # NOT_FOUND
+        limits = engine.limits if engine is not None else None
+        if limits is None:  # before the first load: the budget counts 0
             return 0
         width = request.width or limits.default_width
         height = request.height or limits.default_height
@@ -94,9 +100,9 @@ class ImageDeployment(EngineIngress):
         return width * height * steps * max(request.num_images, 1)
 
     def _span(
-        self, op: str, request: ImageRequest
+        self, engine: ImageEngine, op: str, request: ImageRequest
     ) -> AbstractContextManager[Callable[[ImageResult], None]]:
-        limits = self.engine.limits
+        limits = engine.limits
         return request_span(
             op,
             request,

@@ -38,9 +38,10 @@ class BatchSizes:
         return self._sizes.pop(request_id, None)
 
 
-def watch_batches(engine: Any) -> BatchSizes:
-    """Record every pipeline call of `engine`'s batcher; returns the sizes."""
-    sizes = BatchSizes()
+def watch_batches(engine: Any, sizes: BatchSizes | None = None) -> BatchSizes:
+    """Record every pipeline call of `engine`'s batcher into `sizes` (a new
+    one unless given: several engines of a registry share one)."""
+    sizes = BatchSizes() if sizes is None else sizes
 
     def record(jobs: list[Any], seconds: float) -> None:
         live = [job for job in jobs if not getattr(job, "cancelled", False)]

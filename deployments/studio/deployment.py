@@ -16,6 +16,7 @@ from typing import Any
 from grpc_health.v1 import health_pb2
 from ray import serve
 
+from deployments.errors import InvalidArgument
 from deployments.health import health_response
 from deployments.ingress import stream_rpc, unary_rpc
 from deployments.placement import waiting_families
@@ -23,6 +24,15 @@ from deployments.studio.children import Handle, InFlight, call_child
 from deployments.studio.compose import Studio
 from deployments.studio.config import FamilyRef, StudioAppConfig
 from maestro.v1 import models_pb2, studio_pb2
+
+
+def _no_models() -> InvalidArgument:
+    """Model management goes to the family that holds the model."""
+    return InvalidArgument(
+        field="application",
+        allowed="text, image or voice: the studio holds no models of its own",
+    )
+
 
 __all__ = ["StudioDeployment"]
 
@@ -80,6 +90,18 @@ class StudioDeployment:
                 yield event
         finally:
             await events.aclose()
+
+    @unary_rpc(models_pb2.LoadModelResponse)
+    async def LoadModel(
+        self, request: models_pb2.LoadModelRequest, request_id: str
+    ) -> models_pb2.LoadModelResponse:
+        raise _no_models()
+
+    @unary_rpc(models_pb2.UnloadModelResponse)
+    async def UnloadModel(
+        self, request: models_pb2.UnloadModelRequest, request_id: str
+    ) -> models_pb2.UnloadModelResponse:
+        raise _no_models()
 
     @unary_rpc(models_pb2.ListModelsResponse)
     async def ListModels(

@@ -6,7 +6,7 @@ from typing import Any
 
 from ray.serve import Application
 
-from deployments import resolve_project_path
+from deployments.models_config import resolve_model_paths
 from deployments.text.config import TextAppConfig
 from deployments.text.deployment import TextDeployment
 
@@ -15,11 +15,7 @@ __all__ = ["TextDeployment", "build_app", "resolve_config"]
 
 def resolve_config(args: dict[str, Any]) -> TextAppConfig:
     """Validate `args` and anchor a relative model path to the project."""
-    config = TextAppConfig.model_validate(args)
-    engine = config.engine.model_copy(
-        update={"model": resolve_project_path(config.engine.model)}
-    )
-    return config.model_copy(update={"engine": engine})
+    return resolve_model_paths(TextAppConfig.model_validate(args))
 
 
 def build_app(args: dict[str, Any]) -> Application:

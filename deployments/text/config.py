@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from deployments.engines.text.config import TextEngineConfig
+from deployments.models_config import ModelsConfig
 from deployments.streaming import StreamPacingConfig
 
 __all__ = ["TextAppConfig"]
 
 
-class TextAppConfig(BaseModel):
+class TextAppConfig(ModelsConfig[TextEngineConfig]):
     """Validated when the application is built: unknown keys fail fast."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    engine: TextEngineConfig = Field(description="vLLM engine settings.")
     stream: StreamPacingConfig = Field(
         default_factory=StreamPacingConfig,
         description="How StreamText coalesces tokens into messages under load.",

@@ -43,40 +43,38 @@ class TextDeployment(EngineIngress):
     async def __init__(self, config: dict[str, Any]) -> None:
         self.config = TextAppConfig.model_validate(config)
         self.pacer = MessagePacer(self.config.stream)
-        self._start_in_background(TextEngine(self.config.engine))
+        self._start_registry(self.config, TextEngine)
 
     @unary_rpc(text_pb2.GenerateTextResponse)
     async def GenerateText(
         self, request: text_pb2.GenerateTextRequest, request_id: str
     ) -> text_pb2.GenerateTextResponse:
-        await self._engine_ready()
-        self.engine.check_model(request.model)
-        deltas = self.engine.stream(to_engine_request(request, request_id))
-        result = await collect(self._observed(deltas, "generate"))
+        async with self._model(request.model) as engine:
+            deltas = engine.stream(to_engine_request(request, request_id))
+            result = await collect(self._observed(engine, deltas, "generate"))
         return to_generate_response(
-            result, model=self.engine.config.served_id, request_id=request_id
+            result, model=engine.served_id, request_id=request_id
         )
 
     @stream_rpc
     async def StreamText(
         self, request: text_pb2.StreamTextRequest, request_id: str
     ) -> AsyncIterator[text_pb2.StreamTextResponse]:
-        await self._engine_ready()
-        self.engine.check_model(request.model)
-        deltas = self.engine.stream(to_engine_request(request, request_id))
-        deltas = self._observed(deltas, "stream")
-        model = self.engine.config.served_id
-        messages = paced(
-            deltas, self.pacer, is_last=lambda d: d.finish_reason is not None
-        )
-        async with aclosing(messages):
-            async for delta in messages:
-                yield to_stream_response(delta, model=model, request_id=request_id)
+        async with self._model(request.model) as engine:
+            deltas = engine.stream(to_engine_request(request, request_id))
+            deltas = self._observed(engine, deltas, "stream")
+            model = engine.served_id
+            messages = paced(
+                deltas, self.pacer, is_last=lambda d: d.finish_reason is not None
+            )
+            async with aclosing(messages):
+                async for delta in messages:
+                    yield to_stream_response(delta, model=model, request_id=request_id)
 
     def _ingress_stats(self) -> dict[str, str]:
         return {"open_streams": str(self.pacer.open_streams)}
 
     def _observed(
-        self, deltas: AsyncIterator[TextDelta], op: str
+        self, engine: TextEngine, deltas: AsyncIterator[TextDelta], op: str
     ) -> AsyncIterator[TextDelta]:
-        return observed(deltas, op=op, running=self.engine.num_unfinished_requests)
+        return observed(deltas, op=op, running=engine.num_unfinished_requests)

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from deployments.engines.voice.config import VoiceEngineConfig
+from deployments.models_config import ModelsConfig
 
 __all__ = ["VoiceAppConfig"]
 
 
-class VoiceAppConfig(BaseModel):
+class VoiceAppConfig(ModelsConfig[VoiceEngineConfig]):
     """Validated when the application is built: unknown keys fail fast."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    engine: VoiceEngineConfig = Field(
-        description="VITS checkpoint, device, request limits and batching."
-    )

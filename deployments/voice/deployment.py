@@ -43,43 +43,41 @@ class VoiceDeployment(EngineIngress):
 
     async def __init__(self, config: dict[str, Any]) -> None:
         self.config = VoiceAppConfig.model_validate(config)
-        self._start_in_background(VoiceEngine(self.config.engine))
+        self._start_registry(self.config, VoiceEngine)
 
     @unary_rpc(voice_pb2.SynthesizeResponse)
     async def Synthesize(
         self, request: voice_pb2.SynthesizeRequest, request_id: str
     ) -> voice_pb2.SynthesizeResponse:
-        await self._engine_ready()
-        self.engine.check_model(request.model)
         engine_request = to_engine_request(request, request_id)
-        with self._span("synthesize", engine_request) as observer:
-            speech = await self.engine.synthesize(engine_request)
-            observer.speech(speech)
+        async with self._model(request.model) as engine:
+            with self._span(engine, "synthesize", engine_request) as observer:
+                speech = await engine.synthesize(engine_request)
+                observer.speech(speech)
         return to_synthesize_response(
-            speech, model=self.engine.config.served_id, request_id=request_id
+            speech, model=engine.served_id, request_id=request_id
         )
 
     @stream_rpc
     async def StreamSpeech(
         self, request: voice_pb2.StreamSpeechRequest, request_id: str
     ) -> AsyncIterator[voice_pb2.StreamSpeechResponse]:
-        await self._engine_ready()
-        self.engine.check_model(request.model)
         engine_request = to_engine_request(request, request_id)
-        chunks = self.engine.stream(engine_request)
-        with self._span("stream", engine_request) as observer:
-            async with aclosing(chunks):
-                async for chunk in chunks:
-                    observer.chunk(chunk)
-                    yield to_stream_response(chunk, request_id=request_id)
+        async with self._model(request.model) as engine:
+            chunks = engine.stream(engine_request)
+            with self._span(engine, "stream", engine_request) as observer:
+                async with aclosing(chunks):
+                    async for chunk in chunks:
+                        observer.chunk(chunk)
+                        yield to_stream_response(chunk, request_id=request_id)
 
     def request_cost(self, rpc: str, request: Any) -> int:
         """Characters a call asks to synthesize (the voice budget's unit)."""
         return len(request.text) if rpc in ("Synthesize", "StreamSpeech") else 0
 
     def _span(
-        self, op: str, request: SpeechRequest
+        self, engine: VoiceEngine, op: str, request: SpeechRequest
     ) -> AbstractContextManager[SpeechObserver]:
         return request_span(
-            op, request, max_segment_chars=self.engine.config.max_segment_chars
+            op, request, max_segment_chars=engine.config.max_segment_chars
         )

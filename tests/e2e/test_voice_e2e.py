@@ -237,3 +237,14 @@ def test_cli_speak_writes_audio_files(voice: str, tmp_path: Path) -> None:
         timeout=60,
     )
     assert bad.returncode == 1 and "NOT_FOUND" in bad.stderr
+
+
+def test_models_can_be_loaded_by_an_admin_key(client: MaestroClient) -> None:
+    (default,) = client.list_models(["voice"])
+    info = client.load_model(default.id)  # the family is found from ListModels
+    assert info.id == default.id and info.ready
+    assert info.stats["state"] == "loaded" and info.stats["default"] == "true"
+    with pytest.raises(MaestroRpcError) as error:
+        client.load_model("no-such-voice-model", family="voice")
+    assert error.value.code == grpc.StatusCode.NOT_FOUND
+    assert default.id in error.value.details  # names the registered ids

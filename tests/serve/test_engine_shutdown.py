@@ -24,6 +24,7 @@ from ray import serve
 from deployments.engine_ingress import EngineIngress
 from deployments.engines.image.config import ImageEngineConfig
 from deployments.engines.image.engine import ImageEngine
+from deployments.image.config import ImageAppConfig
 from deployments.launch import free_port
 from maestro.v1 import models_pb2
 
@@ -59,8 +60,8 @@ class MarkedImageIngress(EngineIngress):
     services = ("maestro.v1.ImageService",)
 
     def __init__(self, model: str, marker: str) -> None:
-        engine = MarkedImageEngine(ImageEngineConfig(model=model), marker)
-        self._start_in_background(engine)
+        config = ImageAppConfig(engine=ImageEngineConfig(model=model))
+        self._start_registry(config, lambda c: MarkedImageEngine(c, marker))
 
     async def ready(self) -> dict[str, Any]:
         await self._engine_ready()

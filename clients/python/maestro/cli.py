@@ -68,6 +68,14 @@ def _text(client: MaestroClient, args: argparse.Namespace) -> int:
 
 
 def _models(client: MaestroClient, args: argparse.Namespace) -> int:
+    action = getattr(args, "models_command", None) or "ls"
+    if action in ("load", "unload"):
+        if action == "load":
+            info = client.load_model(args.model, family=args.family, pin=args.pin)
+        else:
+            info = client.unload_model(args.model, family=args.family)
+        print(f"{info.id}: {info.stats.get('state', '')} ({info.status_message})")
+        return 0
     models = client.list_models()
     if args.json:
         print(json.dumps([_model_dict(m) for m in models], indent=2))
@@ -76,6 +84,8 @@ def _models(client: MaestroClient, args: argparse.Namespace) -> int:
     for m in models:
         family = models_pb2.Family.Name(m.family).removeprefix("FAMILY_").lower()
         state = "ready" if m.ready else f"not ready: {m.status_message}"
+        if m.stats.get("state") == "available":
+            state = "available (loads on first request)"
         print(f"{family:8} {m.id:28} {m.engine:16} {m.device:6} {state}")
     return 0
 
@@ -158,9 +168,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_compose_parser(sub)
     add_keys_parser(sub)
 
-    models = sub.add_parser("models", help="list every family's models")
+    models = sub.add_parser(
+        "models", help="list (default), load or unload models (load/unload: admin)"
+    )
     models.add_argument("--json", action="store_true")
     models.set_defaults(run=_models)
+    actions = models.add_subparsers(dest="models_command")
+    actions.add_parser("ls", help="every family's models").add_argument(
+        "--json", action="store_true"
+    )
+    for name, what in (("load", "load now"), ("unload", "unload once drained")):
+        action = actions.add_parser(name, help=f"{what} a registered model")
+        action.add_argument("model", help="model id (see `maestro models`)")
+        action.add_argument("--family", help="its family (default: found by id)")
+        if name == "load":
+            action.add_argument("--pin", action="store_true", help="never evict")
 
     health = sub.add_parser("health", help="health of each application")
     health.add_argument("families", nargs="*", help=f"default: {' '.join(FAMILIES)}")

@@ -18,6 +18,7 @@ from maestro.auth import CallMetadata, default_api_key
 from maestro.errors import MaestroRpcError
 from maestro.health_client import AsyncHealthMethods, HealthMethods
 from maestro.image_client import AsyncImageMethods, ImageMethods
+from maestro.models_client import AsyncModelAdminMethods, ModelAdminMethods
 from maestro.retry import (
     NO_RETRY,
     RetryPolicy,
@@ -64,7 +65,12 @@ def _text_request(
 
 
 class MaestroClient(
-    CallMetadata, HealthMethods, ImageMethods, VoiceMethods, StudioMethods
+    CallMetadata,
+    HealthMethods,
+    ImageMethods,
+    VoiceMethods,
+    StudioMethods,
+    ModelAdminMethods,
 ):
     """Blocking client. `timeout` (seconds) is the default deadline per call.
 
@@ -172,6 +178,7 @@ class AsyncMaestroClient(
     AsyncImageMethods,
     AsyncVoiceMethods,
     AsyncStudioMethods,
+    AsyncModelAdminMethods,
 ):
     """asyncio client with the same methods as MaestroClient."""
 

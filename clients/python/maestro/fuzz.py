@@ -78,6 +78,8 @@ ACCEPTABLE = frozenset(
     }
 )
 _LEAKS = re.compile(r"Traceback|<class |\b[A-Z][a-zA-Z]+(Error|Exception)\b")
+# gRPC's words when a status (its details) did not fit the client's metadata limit.
+_OVERSIZED = re.compile(r"metadata size exceeds|header list size|status: 5\d\d")
 _SERVICE_FAMILY = {
     "TextService": "text",
     "ImageService": "image",
@@ -662,6 +664,8 @@ def _verdict(
         return f"{code.name} is not a status a client can act on"
     if _LEAKS.search(details):
         return "details leak Python internals"
+    if _OVERSIZED.search(details):
+        return "the status was too large for the client to read"
     if (code == grpc.StatusCode.OK or ours) and case.needs_rejection:
         return f"accepted a {case.kind.replace('_', ' ')} call"
     for reply in replies:

@@ -41,6 +41,16 @@ class ModelServiceStub:
                 request_serializer=maestro_dot_v1_dot_models__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=maestro_dot_v1_dot_models__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.LoadModel = channel.unary_unary(
+                '/maestro.v1.ModelService/LoadModel',
+                request_serializer=maestro_dot_v1_dot_models__pb2.LoadModelRequest.SerializeToString,
+                response_deserializer=maestro_dot_v1_dot_models__pb2.LoadModelResponse.FromString,
+                _registered_method=True)
+        self.UnloadModel = channel.unary_unary(
+                '/maestro.v1.ModelService/UnloadModel',
+                request_serializer=maestro_dot_v1_dot_models__pb2.UnloadModelRequest.SerializeToString,
+                response_deserializer=maestro_dot_v1_dot_models__pb2.UnloadModelResponse.FromString,
+                _registered_method=True)
 
 
 class ModelServiceServicer:
@@ -54,6 +64,20 @@ class ModelServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LoadModel(self, request, context):
+        """Admin (API key scope `admin`): load a registered model now, optionally
+        pinned against eviction; unload one once its requests have drained.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnloadModel(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -61,6 +85,16 @@ def add_ModelServiceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=maestro_dot_v1_dot_models__pb2.ListModelsRequest.FromString,
                     response_serializer=maestro_dot_v1_dot_models__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'LoadModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.LoadModel,
+                    request_deserializer=maestro_dot_v1_dot_models__pb2.LoadModelRequest.FromString,
+                    response_serializer=maestro_dot_v1_dot_models__pb2.LoadModelResponse.SerializeToString,
+            ),
+            'UnloadModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnloadModel,
+                    request_deserializer=maestro_dot_v1_dot_models__pb2.UnloadModelRequest.FromString,
+                    response_serializer=maestro_dot_v1_dot_models__pb2.UnloadModelResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -92,6 +126,60 @@ class ModelService:
             '/maestro.v1.ModelService/ListModels',
             maestro_dot_v1_dot_models__pb2.ListModelsRequest.SerializeToString,
             maestro_dot_v1_dot_models__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LoadModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/maestro.v1.ModelService/LoadModel',
+            maestro_dot_v1_dot_models__pb2.LoadModelRequest.SerializeToString,
+            maestro_dot_v1_dot_models__pb2.LoadModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnloadModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/maestro.v1.ModelService/UnloadModel',
+            maestro_dot_v1_dot_models__pb2.UnloadModelRequest.SerializeToString,
+            maestro_dot_v1_dot_models__pb2.UnloadModelResponse.FromString,
             options,
             channel_credentials,
             insecure,

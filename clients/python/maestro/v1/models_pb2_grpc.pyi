@@ -36,6 +36,11 @@ class ModelServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ModelServiceAsyncStub: ...
     ListModels: _grpc.UnaryUnaryMultiCallable[_models_pb2.ListModelsRequest, _models_pb2.ListModelsResponse]
+    LoadModel: _grpc.UnaryUnaryMultiCallable[_models_pb2.LoadModelRequest, _models_pb2.LoadModelResponse]
+    """Admin (API key scope `admin`): load a registered model now, optionally
+    pinned against eviction; unload one once its requests have drained.
+    """
+    UnloadModel: _grpc.UnaryUnaryMultiCallable[_models_pb2.UnloadModelRequest, _models_pb2.UnloadModelResponse]
 
 @_typing.type_check_only
 class ModelServiceAsyncStub(ModelServiceStub):
@@ -45,6 +50,11 @@ class ModelServiceAsyncStub(ModelServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListModels: _aio.UnaryUnaryMultiCallable[_models_pb2.ListModelsRequest, _models_pb2.ListModelsResponse]  # type: ignore[assignment]
+    LoadModel: _aio.UnaryUnaryMultiCallable[_models_pb2.LoadModelRequest, _models_pb2.LoadModelResponse]  # type: ignore[assignment]
+    """Admin (API key scope `admin`): load a registered model now, optionally
+    pinned against eviction; unload one once its requests have drained.
+    """
+    UnloadModel: _aio.UnaryUnaryMultiCallable[_models_pb2.UnloadModelRequest, _models_pb2.UnloadModelResponse]  # type: ignore[assignment]
 
 class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
     """Answered by every application for its own family (send metadata
@@ -57,5 +67,22 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _models_pb2.ListModelsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_models_pb2.ListModelsResponse, _abc.Awaitable[_models_pb2.ListModelsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def LoadModel(
+        self,
+        request: _models_pb2.LoadModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_models_pb2.LoadModelResponse, _abc.Awaitable[_models_pb2.LoadModelResponse]]:
+        """Admin (API key scope `admin`): load a registered model now, optionally
+        pinned against eviction; unload one once its requests have drained.
+        """
+
+    @_abc_1.abstractmethod
+    def UnloadModel(
+        self,
+        request: _models_pb2.UnloadModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_models_pb2.UnloadModelResponse, _abc.Awaitable[_models_pb2.UnloadModelResponse]]: ...
 
 def add_ModelServiceServicer_to_server(servicer: ModelServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,108 @@
+"""Model management (API key scope `admin`): load, pin and unload models.
+
+A model id belongs to one family; the family is found from ListModels unless
+given. Loading waits for the load (bounded by the call's timeout); unloading
+waits until the model's requests in flight have finished.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from maestro.errors import MaestroRpcError
+from maestro.routing import FAMILIES
+from maestro.v1 import models_pb2
+
+__all__ = ["AsyncModelAdminMethods", "ModelAdminMethods"]
+
+
+def _family_of(models: list[models_pb2.ModelInfo], model: str) -> str:
+    for info in models:
+        if info.id == model:
+            return models_pb2.Family.Name(info.family).removeprefix("FAMILY_").lower()
+    known = ", ".join(sorted(m.id for m in models)) or "none"
+    raise MaestroRpcError(
+        grpc.StatusCode.NOT_FOUND, f"model {model!r} not found; available: {known}"
+    )
+
+
+class ModelAdminMethods:
+    """`load_model` / `unload_model` for the blocking client."""
+
+    _models: Any
+
+    def load_model(
+        self,
+        model: str,
+        *,
+        family: str | None = None,
+        pin: bool = False,
+        timeout: float | None = None,
+    ) -> models_pb2.ModelInfo:
+        """Load a registered model now (`pin`: never evict it)."""
+        request = models_pb2.LoadModelRequest(model=model, pin=pin)
+        return self._admin("LoadModel", request, model, family, timeout).model
+
+    def unload_model(
+        self, model: str, *, family: str | None = None, timeout: float | None = None
+    ) -> models_pb2.ModelInfo:
+        """Unload a model once its requests drained (and unpin it)."""
+        request = models_pb2.UnloadModelRequest(model=model)
+        return self._admin("UnloadModel", request, model, family, timeout).model
+
+    def _admin(
+        self, rpc: str, request: Any, model: str, family: str | None, timeout: Any
+    ) -> Any:
+        family = family or _family_of(self.list_models(FAMILIES), model)  # type: ignore[attr-defined]
+        t = self._deadline(timeout)  # type: ignore[attr-defined]
+        try:
+            return getattr(self._models, rpc)(
+                request,
+                timeout=t,
+                metadata=self._metadata(family, t),  # type: ignore[attr-defined]
+            )
+        except grpc.RpcError as error:
+            raise MaestroRpcError.from_rpc_error(error) from None
+
+
+class AsyncModelAdminMethods:
+    """`load_model` / `unload_model` for the asyncio client."""
+
+    _models: Any
+
+    async def load_model(
+        self,
+        model: str,
+        *,
+        family: str | None = None,
+        pin: bool = False,
+        timeout: float | None = None,
+    ) -> models_pb2.ModelInfo:
+        """Load a registered model now (`pin`: never evict it)."""
+        request = models_pb2.LoadModelRequest(model=model, pin=pin)
+        return (await self._admin("LoadModel", request, model, family, timeout)).model
+
+    async def unload_model(
+        self, model: str, *, family: str | None = None, timeout: float | None = None
+    ) -> models_pb2.ModelInfo:
+        """Unload a model once its requests drained (and unpin it)."""
+        request = models_pb2.UnloadModelRequest(model=model)
+        reply = await self._admin("UnloadModel", request, model, family, timeout)
+        return reply.model
+
+    async def _admin(
+        self, rpc: str, request: Any, model: str, family: str | None, timeout: Any
+    ) -> Any:
+        if family is None:
+            family = _family_of(await self.list_models(FAMILIES), model)  # type: ignore[attr-defined]
+        t = self._deadline(timeout)  # type: ignore[attr-defined]
+        try:
+            return await getattr(self._models, rpc)(
+                request,
+                timeout=t,
+                metadata=self._metadata(family, t),  # type: ignore[attr-defined]
+            )
+        except grpc.RpcError as error:
+            raise MaestroRpcError.from_rpc_error(error) from None

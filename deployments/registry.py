@@ -1,0 +1,305 @@
+"""A family's models as a managed resource: registered, loaded on demand, evicted.
+
+Every family replica holds one `ModelRegistry`. It knows every model the
+config registers (the default `engine:` and the `models:` list), loads a
+model on its first request (one load, however many requests arrive at once),
+keeps at most `max_loaded_models` loaded and evicts the least recently used
+*idle* one to make room: a model with requests in flight is never evicted, it
+drains first. Admin calls load, pin and unload models by id.
+
+It speaks only to the engine interface (`deployments.engines.base.Engine`),
+so it is the same for vLLM, diffusers and VITS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from deployments.engines.base import Engine, ModelStatus
+from deployments.errors import MaestroError, NotFound, ResourceExhausted, Unavailable
+
+__all__ = ["ModelRegistry", "ModelSpec", "ModelState"]
+
+logger = logging.getLogger("maestro.registry")
+
+
+class ModelState(enum.Enum):
+    AVAILABLE = "available"  # registered, not loaded
+    LOADING = "loading"
+    LOADED = "loaded"
+    UNLOADING = "unloading"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registered model: its engine config and whether it loads at start."""
+
+    config: Any  # the family's EngineConfig
+    preload: bool = False
+
+    @property
+    def id(self) -> str:
+        return str(self.config.served_id)
+
+
+@dataclass(eq=False)
+class _Slot:
+    spec: ModelSpec
+    state: ModelState = ModelState.AVAILABLE
+    engine: Engine | None = None
+    error: str = ""
+    load_seconds: float | None = None
+    last_used: float = 0.0
+    inflight: int = 0
+    pinned: bool = False
+    loading: asyncio.Task[None] | None = None
+    last_engine: Engine | None = None  # kept for status after an unload
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+    # Loads and unloads of one model never overlap (two copies in memory).
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def status(self) -> ModelStatus | None:
+        return None if self.engine is None else self.engine.model_info()
+
+
+class ModelRegistry:
+    """The models one replica of a family may serve (see module docstring)."""
+
+    def __init__(
+        self,
+        specs: Sequence[ModelSpec],
+        make_engine: Callable[[Any], Engine],
+        *,
+        max_loaded_models: int | None = None,
+    ) -> None:
+        if not specs:
+            raise ValueError("a registry needs at least one model")
+        ids = [spec.id for spec in specs]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"model ids must be unique, got {ids}")
+        self._slots = {spec.id: _Slot(spec) for spec in specs}
+        self.default_id = ids[0]
+        self._make = make_engine
+        self.max_loaded = max_loaded_models
+        self._room = asyncio.Condition()  # a slot became idle or unloaded
+        self.on_loaded: list[Callable[[str, Engine], None]] = []
+        for slot in self._slots.values():
+            slot.idle.set()
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self._slots)
+
+    def engine(self, model_id: str = "") -> Engine | None:
+        """The loaded engine of a model (the default when empty), or None."""
+        return self._slot(model_id).engine
+
+    def current(self, model_id: str = "") -> Engine | None:
+        """The model's engine, loaded or last loaded (for limits and status)."""
+        slot = self._slot(model_id)
+        return slot.engine or slot.last_engine
+
+    def healthy(self) -> tuple[bool, str]:
+        """False (and why) when the default failed or a loaded engine died."""
+        default = self._slots[self.default_id]
+        if default.state is ModelState.FAILED:
+            return False, f"model {self.default_id} failed to load: {default.error}"
+        for slot in self._slots.values():
+            if slot.state is ModelState.LOADED and slot.engine is not None:
+                if not slot.engine.ready:
+                    return False, f"{slot.spec.id}: {slot.engine.status_message}"
+        return True, ""
+
+    async def preload(self) -> None:
+        """Load the models marked `preload` (the default model always is)."""
+        for slot in self._slots.values():
+            if slot.spec.preload or slot.spec.id == self.default_id:
+                await self._ensure_loaded(slot)
+
+    @asynccontextmanager
+    async def use(
+        self, model_id: str, *, wait_s: float | None = None
+    ) -> AsyncIterator[Engine]:
+        """The engine for a request's `model` ("" is the default), loaded if
+        need be (waiting at most `wait_s`, then UNAVAILABLE); it stays loaded
+        (never evicted) until the block ends."""
+        slot = self._slot(model_id)
+        while True:
+            try:
+                await asyncio.wait_for(self._ensure_loaded(slot), wait_s)
+            except TimeoutError:
+                raise Unavailable(
+                    f"model {slot.spec.id!r} is loading; retry shortly"
+                ) from None
+            if slot.state is ModelState.LOADED and slot.engine is not None:
+                break
+        slot.inflight += 1
+        slot.idle.clear()
+        slot.last_used = time.monotonic()
+        try:
+            yield slot.engine
+        finally:
+            slot.inflight -= 1
+            slot.last_used = time.monotonic()
+            if slot.inflight == 0:
+                slot.idle.set()
+                async with self._room:
+                    self._room.notify_all()
+
+    async def load(self, model_id: str, *, pin: bool = False) -> ModelStatus:
+        slot = self._slot(model_id)
+        slot.pinned = slot.pinned or pin
+        await self._ensure_loaded(slot)
+        status = slot.status()
+        assert status is not None
+        return status
+
+    async def unload(self, model_id: str) -> None:
+        """Unload a model once its requests drained (and unpin it)."""
+        slot = self._slot(model_id)
+        slot.pinned = False
+        if slot.loading is not None:
+            await asyncio.shield(slot.loading)
+        await self._unload(slot)
+
+    def statuses(self) -> list[tuple[ModelSpec, ModelState, dict[str, str], Any]]:
+        """Every registered model: spec, state, registry stats, engine status."""
+        rows = []
+        for slot in self._slots.values():
+            stats = {
+                "state": slot.state.value,
+                "requests_in_flight": str(slot.inflight),
+                "pinned": str(slot.pinned).lower(),
+            }
+            if slot.load_seconds is not None:
+                stats["load_seconds"] = f"{slot.load_seconds:.3f}"
+            if slot.last_used:
+                stats["idle_seconds"] = f"{time.monotonic() - slot.last_used:.1f}"
+            if slot.error:
+                stats["error"] = slot.error
+            rows.append((slot.spec, slot.state, stats, slot.status()))
+        return rows
+
+    async def shutdown(self) -> None:
+        for slot in self._slots.values():
+            if slot.loading is not None:
+                slot.loading.cancel()
+            if slot.engine is not None:
+                await slot.engine.shutdown()
+                slot.engine, slot.state = None, ModelState.AVAILABLE
+
+    # Internals -------------------------------------------------------------
+
+    def _slot(self, model_id: str) -> _Slot:
+        slot = self._slots.get(model_id or self.default_id)
+        if slot is None:
+            raise NotFound(what="model", name=model_id, available=self.ids)
+        return slot
+
+    async def _ensure_loaded(self, slot: _Slot) -> None:
+        if slot.state is ModelState.LOADED:
+            return
+        if slot.loading is None:  # the first request starts the one load
+            slot.loading = asyncio.create_task(self._load(slot))
+        try:
+            await asyncio.shield(slot.loading)
+        except MaestroError:
+            raise  # no room under the budget: RESOURCE_EXHAUSTED as it is
+        except Exception:
+            raise Unavailable(
+                f"model {slot.spec.id!r} failed to load: {slot.error}"
+            ) from None
+
+    async def _load(self, slot: _Slot) -> None:
+        async with slot.lock:  # an unload in progress finishes first
+            if slot.state is ModelState.LOADED:
+                slot.loading = None
+                return
+            await self._load_locked(slot)
+
+    async def _load_locked(self, slot: _Slot) -> None:
+        try:
+            await self._make_room(slot)  # no room: the caller hears why
+        except BaseException:
+            slot.loading = None
+            raise
+        try:
+            slot.state, slot.error = ModelState.LOADING, ""
+            began = time.monotonic()
+            engine = self._make(slot.spec.config)
+            await engine.start()
+            slot.engine, slot.state = engine, ModelState.LOADED
+            slot.last_engine = engine
+            slot.load_seconds = time.monotonic() - began
+            slot.last_used = time.monotonic()
+            logger.info("model %s loaded in %.2f s", slot.spec.id, slot.load_seconds)
+            for hook in self.on_loaded:
+                hook(slot.spec.id, engine)
+        except Exception as exc:
+            slot.state = ModelState.FAILED
+            slot.error = f"{type(exc).__name__}: {exc}"
+            logger.exception("model %s failed to load", slot.spec.id)
+            raise
+        finally:
+            slot.loading = None
+
+    def _loaded(self) -> list[_Slot]:
+        return [
+            s
+            for s in self._slots.values()
+            if s.state in (ModelState.LOADED, ModelState.LOADING, ModelState.UNLOADING)
+        ]
+
+    async def _make_room(self, slot: _Slot) -> None:
+        """Evict least recently used idle models until `slot` fits the budget."""
+        if self.max_loaded is None:
+            return
+        async with self._room:
+            while len([s for s in self._loaded() if s is not slot]) >= self.max_loaded:
+                victims = sorted(
+                    (
+                        s
+                        for s in self._loaded()
+                        if s is not slot
+                        and s.state is ModelState.LOADED
+                        and s.inflight == 0
+                        and not s.pinned
+                    ),
+                    key=lambda s: s.last_used,
+                )
+                if victims:
+                    await self._unload(victims[0])
+                    continue
+                if all(s.pinned for s in self._loaded() if s is not slot):
+                    raise ResourceExhausted(
+                        f"max_loaded_models={self.max_loaded} are loaded and "
+                        "pinned; unload one to load "
+                        f"{slot.spec.id!r}"
+                    )
+                await self._room.wait()  # a busy model drains, then we evict
+
+    async def _unload(self, slot: _Slot) -> None:
+        async with slot.lock:
+            await self._unload_locked(slot)
+
+    async def _unload_locked(self, slot: _Slot) -> None:
+        if slot.engine is None:
+            if slot.state is not ModelState.FAILED:
+                slot.state = ModelState.AVAILABLE
+            return
+        slot.state = ModelState.UNLOADING
+        await slot.idle.wait()  # requests in flight finish first
+        engine, slot.engine = slot.engine, None
+        try:
+            await engine.shutdown()
+        finally:
+            slot.state = ModelState.AVAILABLE
+            logger.info("model %s unloaded", slot.spec.id)
