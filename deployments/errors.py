@@ -76,7 +76,8 @@ class NotFound(MaestroError):
     def __init__(self, *, what: str, name: str, available: list[str]) -> None:
         self.what, self.name, self.available = what, name, available
         super().__init__(
-            f"{what} {name!r} not found; available: {', '.join(available) or 'none'}"
+            f"{what} {_short(name)} not found; "
+            f"available: {', '.join(available) or 'none'}"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:

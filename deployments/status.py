@@ -69,9 +69,18 @@ def _classify_ray(exc: BaseException) -> tuple[ErrorKind, str] | None:
     return None
 
 
+# Details travel percent-encoded in one HTTP/2 trailer; a long echo of a
+# request field (a model name of 100k characters) would burst the peer's
+# header limits and turn the answer into a reset.
+MAX_DETAILS_BYTES = 1000  # UTF-8; at most ~3 kB once percent-encoded
+
+
 def to_status(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The gRPC status code and client-safe details for any exception."""
     kind, message = classify(exc)
+    if len(encoded := message.encode()) > MAX_DETAILS_BYTES:
+        cut = encoded[: MAX_DETAILS_BYTES - 15].decode(errors="ignore")
+        message = cut + "... [truncated]"
     return GRPC_CODES[kind], message
 
 

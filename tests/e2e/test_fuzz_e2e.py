@@ -10,9 +10,9 @@ from maestro import FAMILIES, MaestroClient, MaestroRpcError, fuzz
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-SEED = 7
-REQUESTS = 1500
-WALL_S = 180  # stop sending after this; calls in flight still finish
+SEED = 20261127
+REQUESTS = 250
+WALL_S = 90  # stop sending after this; calls in flight still finish
 READY_S = 300
 
 

@@ -40,3 +40,14 @@ def test_unexpected_errors_stay_generic() -> None:
     code, details = to_status(KeyError("secret internal detail"))
     assert code == grpc.StatusCode.INTERNAL
     assert "secret" not in details and "Traceback" not in details
+
+
+def test_long_names_and_details_stay_small_on_the_wire() -> None:
+    # Details travel percent-encoded in one HTTP/2 trailer: a 100k-character
+    # model name echoed whole burst the client's metadata limit (a reset).
+    code, details = to_status(
+        NotFound(what="model", name="é" * 100_000, available=["a"])
+    )
+    assert code == grpc.StatusCode.NOT_FOUND and len(details.encode()) < 300
+    _, long = to_status(Unavailable("x" * 50_000))
+    assert len(long.encode()) <= 1000 and long.endswith("[truncated]")

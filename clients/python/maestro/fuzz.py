@@ -88,6 +88,10 @@ _SERVICE_FAMILY = {
     "ModelService": None,  # every application answers it
 }
 # Sent beside the deadline: Ray's ingress does not pass grpc-timeout on.
+# Admin RPCs whose success changes the server (an unload means a reload, ~30 s
+# of vLLM on a CPU): unless asked to, the fuzzer only names models that do
+# not exist in them, so they can only fail.
+_DISRUPTIVE = frozenset({"LoadModelRequest", "UnloadModelRequest"})
 _TIMEOUT_HEADER = getattr(auth, "TIMEOUT_HEADER", "x-maestro-timeout-ms")
 _REQUEST_ID_HEADER = "x-request-id"
 
@@ -522,10 +526,23 @@ def _not_protobuf(rng: random.Random, msg: _message.Message) -> tuple[bytes, str
     return b"\x0f\x01" + data, label  # parsed after all: make sure it cannot
 
 
+def _defang(msg: _message.Message) -> None:
+    """A model name no server registers, the fuzzed text kept inside it."""
+    msg.model = "fuzz-no-such-model:" + msg.model  # type: ignore[attr-defined]
+
+
 def make_cases(
-    count: int, seed: int, api_key: str | None, timeout_s: float
+    count: int,
+    seed: int,
+    api_key: str | None,
+    timeout_s: float,
+    disruptive: bool = False,
 ) -> Iterator[Case]:
-    """`count` cases, the same for the same seed (and key)."""
+    """`count` cases, the same for the same seed (and key).
+
+    `disruptive`: let LoadModel/UnloadModel name real models (or none: the
+    family's default), which loads and unloads them.
+    """
     rng = random.Random(seed)
     fuzzer = MessageFuzzer(rng)
     rpcs = discover_rpcs()
@@ -548,6 +565,8 @@ def make_cases(
             msg = fuzzer.mutant(rpc.request(**base), n)
         else:
             msg = fuzzer.message(rpc.request)
+        if not disruptive and rpc.request.DESCRIPTOR.name in _DISRUPTIVE:
+            _defang(msg)
         family = rpc.family or rng.choice(FAMILIES)
         deadline = ((_TIMEOUT_HEADER, str(int(timeout_s * 1000))),)
         key: tuple[tuple[str, str], ...] = auth.auth_metadata(api_key)
@@ -687,6 +706,7 @@ def fuzz(
     concurrency: int = 4,
     max_stream_messages: int = 3,
     check: bool = True,
+    disruptive: bool = False,
     progress: Callable[[int, FuzzResult], None] | None = None,
 ) -> FuzzResult:
     """Send `requests` generated calls to `target`; then check every family."""
@@ -694,7 +714,7 @@ def fuzz(
     result = FuzzResult()
     began = time.monotonic()
     stop_at = None if max_seconds is None else began + max_seconds
-    cases = make_cases(requests, seed, key, timeout_s)
+    cases = make_cases(requests, seed, key, timeout_s, disruptive)
     with (
         grpc.insecure_channel(target, options=_CHANNEL_OPTIONS) as channel,
         ThreadPoolExecutor(max(1, concurrency)) as pool,
@@ -873,6 +893,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--max-seconds", type=float, default=None, help="stop sending after")
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--no-check", action="store_true", help="skip the family checks")
+    p.add_argument(
+        "--disruptive", action="store_true", help="LoadModel/UnloadModel real models"
+    )
     p.add_argument("--examples", action="store_true", help="one answer per rpc/code")
     return p.parse_args(argv)
 
@@ -887,6 +910,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_seconds=args.max_seconds,
         concurrency=args.concurrency,
         check=not args.no_check,
+        disruptive=args.disruptive,
     )
     print(render(result, examples=args.examples))
     return 0 if not result.findings and (args.no_check or result.healthy) else 1
