@@ -1,7 +1,7 @@
 """Faults on the real stack: a replica killed mid-stream, vLLM's engine core killed.
 
-Processes are found among the stack's own descendants (never another stack
-on the machine) by the titles Ray and vLLM give them, and killed with
+Processes are found by the titles Ray and vLLM give them, among those of
+this stack only (never another stack on the machine), and killed with
 SIGKILL, as an OOM killer or a lost node would. Each test waits until the
 family is SERVING again, so the tests after it see a healthy stack.
 """
@@ -15,7 +15,7 @@ import psutil
 import pytest
 from grpc_health.v1 import health_pb2
 
-from maestro import MaestroClient, MaestroRpcError
+from maestro import MaestroClient, MaestroRpcError, envs
 from tests.helpers.serve_run import ServeRun
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -24,14 +24,21 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 LONG_SPEECH = " ".join(f"Sentence number {i} of a long story." for i in range(50))
 
 
-def _descendant(stack: ServeRun, title: str) -> psutil.Process:
-    for proc in psutil.Process(stack.process.pid).children(recursive=True):
+def _stack_process(stack: ServeRun, title: str, family: str) -> psutil.Process:
+    """The process titled `title` of this stack (not of any other on the
+    machine: its environment carries this stack's own metrics port)."""
+    with MaestroClient(stack.target, timeout=30) as client:
+        client.wait_until_serving(300, [family])
+    mine = str(stack.metrics_port)
+    for proc in psutil.process_iter():
         try:
-            if title in " ".join(proc.cmdline()) or title == proc.name():
+            if title not in " ".join(proc.cmdline()):
+                continue
+            if proc.environ().get(envs.MAESTRO_METRICS_EXPORT_PORT.name) == mine:
                 return proc
         except psutil.Error:
             continue
-    raise AssertionError(f"no process titled {title!r} under the stack")
+    raise AssertionError(f"no process titled {title!r} in this stack")
 
 
 def _recovers(client: MaestroClient, family: str, killed_at: float) -> float:
@@ -42,7 +49,7 @@ def _recovers(client: MaestroClient, family: str, killed_at: float) -> float:
 def test_a_replica_killed_mid_stream_is_a_retryable_unavailable(
     stack: ServeRun,
 ) -> None:
-    replica = _descendant(stack, "ServeReplica:voice:Voice")
+    replica = _stack_process(stack, "ServeReplica:voice:Voice", "voice")
     with MaestroClient(stack.target, timeout=120, retry=None) as client:
         stream = client.stream_speech(LONG_SPEECH)
         next(stream)  # the stream is live on that replica
@@ -63,7 +70,7 @@ def test_a_replica_killed_mid_stream_is_a_retryable_unavailable(
 def test_a_dead_vllm_engine_core_says_so_and_the_replica_is_replaced(
     stack: ServeRun,
 ) -> None:
-    core = _descendant(stack, "VLLM::EngineCore")
+    core = _stack_process(stack, "VLLM::EngineCore", "text")
     with MaestroClient(stack.target, timeout=5, retry=None) as client:
         core.kill()
         killed_at = time.monotonic()
