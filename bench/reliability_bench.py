@@ -15,8 +15,9 @@ applications as they are, free ports) and, on it, one after the other:
    process's RSS idle before vs its peak during the storm (psutil, every
    0.1 s, in a thread), and one call's latency before vs right after.
 2. **Faults** (SIGKILL, as an OOM killer would), each while a background
-   loop makes a call every 0.2 s (5 s deadline, `retry=None`) and the main
-   thread asks Health every 0.1 s:
+   loop starts a call every 0.2 s (open loop: one that hangs does not hold
+   up the next; 5 s deadline, `retry=None`) and the main thread asks Health
+   every 0.1 s:
    a. the voice replica (`ServeReplica:voice:Voice`) killed mid `StreamSpeech`:
       the code the stream got, kill -> Health SERVING again, calls meanwhile
       by code;
@@ -46,6 +47,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -217,6 +219,7 @@ class StormRun:
     rss_peak_mib: float | None
     rss_samples: int
     call_before_s: float | None
+    call_before_code: str
     call_after_s: float | None
     call_after_code: str
 
@@ -271,8 +274,8 @@ async def _storm(server: Server, family: str, offered: int, limit: int) -> Storm
                 code = code_of(error)
             return code, time.monotonic() - began
 
-        await one(-1)  # warm
-        _, call_before = await one(-2)
+        await one(offered)  # warm
+        before_code, call_before = await one(offered + 1)
         with PeakRss(proc) as idle:
             await asyncio.sleep(IDLE_S)
         log(f"overload {family}: {offered} calls at once (admits {limit})")
@@ -280,7 +283,7 @@ async def _storm(server: Server, family: str, offered: int, limit: int) -> Storm
         with PeakRss(proc) as during:
             results = await asyncio.gather(*(one(i) for i in range(offered)))
         storm_s = time.monotonic() - began
-        after_code, call_after = await one(-3)
+        after_code, call_after = await one(offered + 2)
     with MaestroClient(server.target, timeout=30, retry=None) as sync:
         after = replica_id(sync, family)
     ok = [s for c, s in results if c == "OK"]
@@ -300,7 +303,8 @@ async def _storm(server: Server, family: str, offered: int, limit: int) -> Storm
         rss_idle_mib=idle.peak_mib,
         rss_peak_mib=during.peak_mib,
         rss_samples=len(during.samples),
-        call_before_s=call_before,
+        call_before_s=call_before if before_code == "OK" else None,
+        call_before_code=before_code,
         call_after_s=call_after if after_code == "OK" else None,
         call_after_code=after_code,
     )
@@ -319,12 +323,18 @@ def overload(server: Server, family: str, limit: int) -> StormRun:
 
 
 class Caller:
-    """Calls `call()` every `every_s` in a thread; (start, code, seconds) each."""
+    """Starts `call()` every `every_s` (open loop: a slow call does not delay
+    the next one); keeps (start, code, seconds) of each call."""
 
     def __init__(self, call: Callable[[], Any], every_s: float = CALL_EVERY_S) -> None:
         self.call, self.every_s = call, every_s
         self.calls: list[tuple[float, str, float]] = []
+        self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(
+            max_workers=int(CALL_TIMEOUT_S / every_s) + 8,
+            thread_name_prefix="caller",
+        )
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def start(self) -> Caller:
@@ -332,22 +342,37 @@ class Caller:
         return self
 
     def stop(self) -> None:
+        """No new calls; wait for those in flight (each has a deadline)."""
         self._stop.set()
-        self._thread.join(timeout=CALL_TIMEOUT_S + 5)
+        self._thread.join(timeout=5)
+        self._pool.shutdown(wait=True)
+
+    def _one(self) -> None:
+        began = time.monotonic()
+        try:
+            self.call()
+            code = "OK"
+        except Exception as error:
+            code = code_of(error)
+        with self._lock:
+            self.calls.append((began, code, time.monotonic() - began))
 
     def _run(self) -> None:
+        next_at = time.monotonic()
         while not self._stop.is_set():
-            began = time.monotonic()
-            try:
-                self.call()
-                code = "OK"
-            except Exception as error:
-                code = code_of(error)
-            self.calls.append((began, code, time.monotonic() - began))
-            self._stop.wait(max(0.0, began + self.every_s - time.monotonic()))
+            self._pool.submit(self._one)
+            next_at += self.every_s
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
 
     def first_ok_after(self, t: float) -> float | None:
-        return next((b for b, c, _ in self.calls if c == "OK" and b >= t), None)
+        """When the first OK answer after `t` arrived (monotonic), else None."""
+        with self._lock:
+            done = [b + d for b, c, d in self.calls if c == "OK" and b + d >= t]
+        return min(done) if done else None
+
+    def snapshot(self) -> list[tuple[float, str, float]]:
+        with self._lock:
+            return sorted(self.calls)
 
 
 @dataclass
@@ -361,7 +386,7 @@ class FaultRun:
     down_s: float | None  # kill -> first Health answer that is not SERVING
     not_serving_s: float | None  # kill -> first Health NOT_SERVING status
     serving_s: float | None  # kill -> Health SERVING again
-    first_ok_s: float | None  # kill -> the first background call answered OK
+    first_ok_s: float | None  # kill -> the first OK answer of a background call
     calls: dict[str, int]  # background calls started from kill to SERVING
     slowest_failure_s: float | None  # longest a failed call took to fail
     health: list[tuple[float, str]]  # Health answers as they changed
@@ -553,13 +578,15 @@ def _storm_rows(runs: list[StormRun]) -> list[str]:
     for i, r in enumerate(runs, 1):
         ok_after = r.call_after_code == "OK"
         after = _s(r.call_after_s, 3) if ok_after else r.call_after_code
+        ok_before = r.call_before_code == "OK"
+        before = _s(r.call_before_s, 3) if ok_before else r.call_before_code
         rows.append(
             f"| {r.family} | {i} | {r.offered:,} | {r.ok:,} | {r.refused:,} | "
             f"{_codes(r.other)} | {_s(r.ok_p50_s)} / {_s(r.ok_p99_s)} | "
             f"{_ms(r.refused_p50_s)} / {_ms(r.refused_p99_s)} | {_s(r.storm_s, 1)} | "
             f"{'yes' if r.replica_kept else '**no**'} | "
             f"{fmt(r.rss_idle_mib, 0)} → {fmt(r.rss_peak_mib, 0)} | "
-            f"{_s(r.call_before_s, 3)} → {after} |"
+            f"{before} → {after} |"
         )
     if len(runs) > 1:
 
@@ -643,11 +670,13 @@ def markdown(result: ReliabilityResult, stamp: str, info: dict[str, Any]) -> str
         "",
         "## Faults",
         "",
-        f"SIGKILL; meanwhile a call every {CALL_EVERY_S:g} s ({CALL_TIMEOUT_S:g} s "
+        f"SIGKILL; meanwhile a call started every {CALL_EVERY_S:g} s (open loop, "
+        f"{CALL_TIMEOUT_S:g} s "
         f"deadline, `retry=None`; voice `Synthesize`, text `GenerateText` "
         f"max_tokens=2) and Health every {HEALTH_EVERY_S:g} s. Times in seconds "
         "from the kill; *calls meanwhile*: the background calls started from the "
-        "kill until Health said SERVING again, by code.",
+        "kill until Health said SERVING again, by code; *first OK call*: when "
+        "the first OK answer of one arrived.",
         "",
         "- voice: the replica (`ServeReplica:voice:Voice`) killed mid `StreamSpeech`.",
         "- text: vLLM's engine core (`VLLM::EngineCore`) killed under the text "

@@ -77,7 +77,7 @@ def test_a_dead_vllm_engine_core_says_so_and_the_replica_is_replaced(
         codes: list[str] = []
         seen: list[str] = []
         status_messages: set[str] = set()
-        while time.monotonic() - killed_at < 6:
+        while time.monotonic() - killed_at < 3:  # the dying replica answers
             step = "health"
             began = time.monotonic()
             try:
@@ -105,3 +105,39 @@ def test_a_dead_vllm_engine_core_says_so_and_the_replica_is_replaced(
         recovered_s = _recovers(client, "text", killed_at)
         assert client.generate_text("hello", max_tokens=2).text is not None
     print(f"text engine core: kill -> SERVING in {recovered_s:.1f} s")
+
+
+def test_a_family_replica_lost_during_compose_fails_its_scenes_not_the_call(
+    stack: ServeRun,
+) -> None:
+    replica = _stack_process(stack, "ServeReplica:voice:Voice", "voice")
+    with MaestroClient(stack.target, timeout=180, retry=None) as client:
+        client.wait_until_serving(300, ["studio"])
+        events = []
+        for event in client.compose(
+            "a lighthouse keeper and a comet",
+            num_scenes=8,
+            seed=3,
+            width=64,
+            height=64,
+            steps=1,
+            speaking_rate=0.5,
+        ):
+            events.append(event)
+            if event.HasField("plan"):
+                replica.kill()  # the scenes' audio is being synthesized now
+                killed_at = time.monotonic()
+        kinds = [e.WhichOneof("event") for e in events]
+        assert kinds[0] == "plan" and kinds[-1] == "done", kinds
+        errors = [e.scene_error for e in events if e.HasField("scene_error")]
+        assert errors, "no scene was in flight on the killed replica"
+        assert {(e.stage, e.code) for e in errors} == {("audio", "UNAVAILABLE")}
+        assert all("Traceback" not in e.message for e in errors)
+        done = events[-1].done
+        assert done.scenes_failed == len({e.scene for e in errors})
+        assert done.scenes_succeeded + done.scenes_failed == 8
+        recovered_s = _recovers(client, "voice", killed_at)
+    print(
+        f"voice replica lost in a Compose: {len(errors)} scene(s) failed, "
+        f"SERVING again in {recovered_s:.1f} s"
+    )
