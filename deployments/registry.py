@@ -133,6 +133,8 @@ class ModelRegistry:
         (never evicted) until the block ends."""
         slot = self._slot(model_id)
         while True:
+            if slot.state is ModelState.LOADED and slot.engine is not None:
+                break  # no wait at all (a zero wait_s would time out at once)
             try:
                 await asyncio.wait_for(self._ensure_loaded(slot), wait_s)
             except TimeoutError:

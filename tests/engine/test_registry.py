@@ -15,7 +15,7 @@ import pytest
 from deployments.engines.voice.config import VoiceEngineConfig
 from deployments.engines.voice.engine import VoiceEngine
 from deployments.engines.voice.types import SpeechRequest
-from deployments.errors import NotFound, ResourceExhausted
+from deployments.errors import NotFound, ResourceExhausted, Unavailable
 from deployments.registry import ModelRegistry, ModelSpec, ModelState
 
 pytestmark = pytest.mark.slow
@@ -130,4 +130,17 @@ async def test_pinned_models_are_not_evicted(demo_models: Path) -> None:
         await _speak(registry, "b")
     await registry.unload("a")  # unpins and unloads
     assert await _speak(registry, "b") == "b"
+    await registry.shutdown()
+
+
+async def test_a_loaded_model_needs_no_wait(demo_models: Path) -> None:
+    # A call whose deadline leaves no time to wait (wait_s 0) is still served
+    # by a loaded model; only a load it would have to wait for is refused.
+    registry, _ = _registry(demo_models, "a", "b")
+    await registry.preload()
+    async with registry.use("a", wait_s=0) as engine:
+        assert engine.served_id == "a"
+    with pytest.raises(Unavailable, match="'b' is loading"):
+        async with registry.use("b", wait_s=0):
+            pass
     await registry.shutdown()
