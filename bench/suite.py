@@ -26,7 +26,6 @@ import argparse
 import dataclasses
 import json
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -49,6 +48,7 @@ from bench.lib.machine import machine
 from bench.lib.memory import MemorySampler
 from bench.lib.procs import Server
 from bench.lib.serve_config import MODELS, ROOT, base_config, only_apps
+from bench.lib.signals import unwind_on_signals
 from bench.lib.stack import stack
 from bench.memory_report import MemoryResult
 from bench.text.runs import kv_cache_tokens
@@ -269,16 +269,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so every started stack is stopped; SIGINT
     # too when a shell started the suite in the background (which ignores it).
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    unwind_on_signals()
     from bench import report
 
     if not (MODELS / "text" / "config.json").exists():

@@ -9,6 +9,7 @@
 - `machine`: what the figures were measured on;
 - `results`: result dataclasses to and from their JSON documents;
 - `markdown`: a report page (lines, charts, target rows) and number formats.
+- `signals`: SIGTERM and SIGINT unwind like Ctrl-C (stacks are stopped).
 
 Benchmarks import these, never each other's private helpers.
 """
