@@ -45,6 +45,10 @@ __all__ = [
 # cores that is the difference between 0.6x and ~1x vLLM's own server.
 RAY_SERVE_ENV = {
     envs.RAY_SERVE_ENABLE_HA_PROXY.name: str(envs.RAY_SERVE_ENABLE_HA_PROXY.default),
+    # Maestro's request size limit (Ray's default accepts 2 GiB messages).
+    envs.RAY_SERVE_GRPC_MAX_MESSAGE_SIZE.name: str(
+        envs.RAY_SERVE_GRPC_MAX_MESSAGE_SIZE.default
+    ),
 }
 METRICS_PORT_VAR = envs.MAESTRO_METRICS_EXPORT_PORT.name
 DASHBOARD_PORT_VAR = envs.MAESTRO_DASHBOARD_PORT.name

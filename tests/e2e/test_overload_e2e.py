@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import time
 
+import grpc
 import pytest
 import yaml
 
 from maestro import AsyncMaestroClient, MaestroRpcError
+from maestro.auth import auth_metadata, default_api_key
 from tests.helpers.serve_run import ServeRun
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -63,3 +65,18 @@ async def test_ten_times_the_queue_is_refused_at_once_and_the_rest_served(
         f"offered {offered}: {codes.count('OK')} served, {len(rejected)} refused "
         f"(median refusal {sorted(rejected)[len(rejected) // 2] * 1000:.0f} ms)"
     )
+
+
+def test_a_request_over_the_message_limit_is_refused_unread(stack: ServeRun) -> None:
+    # The launcher caps gRPC messages at 64 MiB (Ray's default is 2 GiB); a
+    # body under Ray's default would parse and answer INVALID_ARGUMENT.
+    body = b"\x0a" + b"x" * (65 * 1024 * 1024)  # just over the limit
+    with grpc.insecure_channel(stack.target) as channel:
+        call = channel.unary_unary("/maestro.v1.TextService/GenerateText")
+        with pytest.raises(grpc.RpcError) as info:
+            call(
+                body,
+                timeout=60,
+                metadata=(("application", "text"), *auth_metadata(default_api_key())),
+            )
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]

@@ -170,6 +170,16 @@ RAY_SERVE_ENABLE_HA_PROXY = _var(
     "of ~1 ms through Ray's Python proxy). 0: Ray's Python proxy.",
     owner="ray",
 )
+RAY_SERVE_GRPC_MAX_MESSAGE_SIZE = _var(
+    "RAY_SERVE_GRPC_MAX_MESSAGE_SIZE",
+    str(64 * 1024 * 1024),
+    "Largest gRPC message (bytes) the ingress receives or sends. The launcher "
+    "sets 64 MiB (Ray's own default is 2 GiB - 1): bigger requests answer "
+    "RESOURCE_EXHAUSTED before any Maestro code reads them; responses are "
+    "bounded below it (image max_total_pixels).",
+    owner="ray",
+    parse=int,
+)
 RAY_ADDRESS = _var(
     "RAY_ADDRESS",
     None,
