@@ -57,7 +57,8 @@ async def test_ten_times_the_queue_is_refused_at_once_and_the_rest_served(
     assert set(codes) <= {"OK", "RESOURCE_EXHAUSTED"}, set(codes)
     assert codes.count("OK") >= _admitted(stack) // 2
     assert len(rejected) >= offered // 2
-    # Refused at once: well before any deadline (the accepted ones take seconds).
+    # Refused at once: a never-hang bound far below the 120 s deadline, not a
+    # timing target (bench/reliability_bench.py measures refusal latency).
     assert sorted(rejected)[len(rejected) // 2] < 5.0
     assert after.stats["replica"] == before.stats["replica"]  # not restarted
     assert calm.images and calm.images[0].data

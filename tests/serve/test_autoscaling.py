@@ -92,4 +92,6 @@ async def test_voice_scales_out_under_load_and_back_in(demo_models) -> None:
                     task.cancel()
                 await asyncio.gather(*callers, return_exceptions=True)
         assert not failures, failures[:3]
+        # 90 s is a never-hang bound on scaling out, not a speed target
+        # (bench/autoscale.py measures it).
         assert done > 10 and scaled_out_s < 90

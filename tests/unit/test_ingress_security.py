@@ -142,6 +142,7 @@ async def test_quota_rejections_carry_the_time_until_refill(
     assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "requests_per_minute" in info.value.details
     assert info.value.retry_after_s is not None
+    # The refill time reported: within the window (a value, not a timing).
     assert 0 < info.value.retry_after_s <= quotas.WINDOW_S
 
 
