@@ -18,7 +18,8 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import grpc
@@ -39,9 +40,14 @@ DASHBOARD = ROOT / "observability" / "grafana" / "dashboards" / "maestro.json"
 
 
 def _trace(
-    stack: ServeRun, trace_id: str, expect: set[str]
+    stack: ServeRun,
+    trace_id: str,
+    expect: set[str],
+    counts: Mapping[str, int] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The spans of `trace_id` (by span id) once the names in `expect` are there."""
+    """The spans of `trace_id` (by span id) once the names in `expect` are there,
+    and each name in `counts` that many times (replicas flush on their own
+    clocks, so one of each can be there before the rest)."""
     path = stack.spans
     deadline = time.monotonic() + SPAN_WAIT_S
     spans: dict[str, dict[str, Any]] = {}
@@ -49,7 +55,10 @@ def _trace(
         if path.exists():
             rows = [json.loads(line) for line in path.read_text().splitlines()]
             spans = {r["span_id"]: r for r in rows if r["trace_id"] == trace_id}
-            if expect <= {s["name"] for s in spans.values()}:
+            names = Counter(s["name"] for s in spans.values())
+            if expect <= names.keys() and all(
+                names[name] >= n for name, n in (counts or {}).items()
+            ):
                 return spans
         time.sleep(0.5)
     names = sorted(s["name"] for s in spans.values())
@@ -111,6 +120,7 @@ def test_compose_is_one_trace_holding_every_child_call(
         {"studio.Compose", "studio.plan", "text.engine.generate"}
         | children
         | {"image.engine.generate", "voice.engine.synthesize"},
+        counts={"image.GenerateImage": 2, "voice.Synthesize": 2},
     )
     names = [s["name"] for s in spans.values()]
     assert names.count("image.GenerateImage") == 2
