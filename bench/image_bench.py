@@ -39,6 +39,7 @@ from bench.lib.results import from_dict, int_keys, to_dict
 from bench.lib.serve_config import MODELS, app_config, base_config, only_apps
 from bench.lib.stack import stack
 from bench.targets import TARGETS
+from maestro.models_client import default_models
 
 MODEL_DIR = MODELS / "image"
 LIMIT_BATCH = 8
@@ -139,7 +140,7 @@ async def served_images_per_s(
 
 
 async def _batch_sizes(client: Any) -> dict[int, int]:
-    (model,) = await client.list_models(["image"])
+    (model,) = default_models(await client.list_models(["image"]))
     pairs = (p.split(":") for p in model.stats["batch_sizes"].split())
     return {int(size): int(n) for size, n in pairs}
 

@@ -40,6 +40,7 @@ from bench.lib.results import from_dict, to_dict
 from bench.lib.serve_config import ROOT, app_config, base_config, only_apps
 from bench.lib.stack import stack
 from bench.targets import TARGETS
+from maestro.models_client import default_models
 
 TEXT = (
     "The quick brown fox jumps over the lazy dog. "
@@ -176,7 +177,7 @@ def measure_served(target: str, repeats: int) -> VoiceTimings:
         synth = timed(whole, repeats)
         streamed = timed(stream, repeats)
         reply = client.synthesize(TEXT, seed=SEED)
-        (model,) = client.list_models(["voice"])
+        (model,) = default_models(client.list_models(["voice"]))
     return VoiceTimings(
         whole_s=synth["total_s"],
         first_chunk_s=streamed["first_s"],

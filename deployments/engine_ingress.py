@@ -37,6 +37,8 @@ __all__ = ["EngineIngress"]
 logger = logging.getLogger("maestro.ingress")
 # Answer this long before the client's deadline, so the answer arrives.
 DEADLINE_MARGIN_S = 0.5
+# A stream waiting for its model's load hears about it this often.
+LOAD_REPORT_S = 5.0
 
 
 class EngineIngress:
@@ -99,6 +101,39 @@ class EngineIngress:
             raise Unavailable(
                 f"{self.family} engine is still loading; retry shortly"
             ) from None
+
+    async def _loading(self, model_id: str) -> AsyncIterator[models_pb2.ModelLoad]:
+        """For a stream: a `ModelLoad` report when the wait for `model_id`'s
+        load begins and every `LOAD_REPORT_S` until it is loaded; nothing
+        when it already is. Ends as `_model` would (UNAVAILABLE before the
+        deadline, NOT_FOUND for an unknown id); a cancelled stream stops
+        waiting, the load itself goes on for the next request."""
+        wanted = model_id or self.registry.default_id
+        self.registry.state(wanted)  # NOT_FOUND before any report
+        if self._starting.done() and self.registry.is_loaded(wanted):
+            return
+        began = time.monotonic()
+        deadline = began + self._wait_s()
+        waiter = asyncio.ensure_future(self._loaded(wanted))
+        await asyncio.sleep(0)  # the waiter starts the load first
+        try:
+            while not waiter.done():
+                yield models_pb2.ModelLoad(
+                    model=wanted,
+                    state=self.registry.state(wanted).value,
+                    waited_seconds=time.monotonic() - began,
+                )
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise Unavailable(f"model {wanted!r} is loading; retry shortly")
+                await asyncio.wait({waiter}, timeout=min(LOAD_REPORT_S, left))
+            waiter.result()
+        finally:
+            waiter.cancel()  # only this wait: the load is shielded
+
+    async def _loaded(self, model_id: str) -> None:
+        await self._engine_ready()
+        await self.registry.ensure_loaded(model_id)
 
     @asynccontextmanager
     async def _model(self, model_id: str) -> AsyncIterator[Engine]:

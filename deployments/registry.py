@@ -118,6 +118,18 @@ class ModelRegistry:
                     return False, f"{slot.spec.id}: {slot.engine.status_message}"
         return True, ""
 
+    def state(self, model_id: str = "") -> ModelState:
+        """A model's state (NOT_FOUND for an id that is not registered)."""
+        return self._slot(model_id).state
+
+    def is_loaded(self, model_id: str = "") -> bool:
+        slot = self._slot(model_id)
+        return slot.state is ModelState.LOADED and slot.engine is not None
+
+    async def ensure_loaded(self, model_id: str = "") -> None:
+        """Load a model if it is not (the one load every waiter shares)."""
+        await self._ensure_loaded(self._slot(model_id))
+
     async def preload(self) -> None:
         """Load the models marked `preload` (the default model always is)."""
         for slot in self._slots.values():
@@ -133,7 +145,7 @@ class ModelRegistry:
         (never evicted) until the block ends."""
         slot = self._slot(model_id)
         while True:
-            if slot.state is ModelState.LOADED and slot.engine is not None:
+            if self.is_loaded(slot.spec.id):
                 break  # no wait at all (a zero wait_s would time out at once)
             try:
                 await asyncio.wait_for(self._ensure_loaded(slot), wait_s)
@@ -141,7 +153,7 @@ class ModelRegistry:
                 raise Unavailable(
                     f"model {slot.spec.id!r} is loading; retry shortly"
                 ) from None
-            if slot.state is ModelState.LOADED and slot.engine is not None:
+            if self.is_loaded(slot.spec.id):
                 break
         slot.inflight += 1
         slot.idle.clear()

@@ -17,7 +17,9 @@ import random
 import shutil
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from models.image_demo import build_image_model
 from models.voice_demo import build_voice_model
@@ -87,7 +89,18 @@ def is_complete(out_dir: Path) -> bool:
     return marker.is_file() and marker.read_text().strip() == tree_hash(out_dir)
 
 
-def _write_text_model(tmp: Path) -> None:
+def _llm_config(architecture: str, **fields: Any) -> Any:
+    """The demo LLM's config for one of the two demo architectures."""
+    from transformers import LlamaConfig, Qwen2Config
+
+    if architecture == "llama":
+        return LlamaConfig(**fields)
+    if architecture == "qwen2":  # biased q/k/v projections, another vLLM model class
+        return Qwen2Config(**fields, use_sliding_window=False)
+    raise ValueError(f"unknown demo LLM architecture {architecture!r}")
+
+
+def _write_text_model(tmp: Path, architecture: str = "llama") -> None:
     """Write tokenizer, config, generation config and float32 weights into ``tmp``."""
     # Heavy imports stay local so the CLI starts fast and other families can be
     # built without the text stack.
@@ -95,9 +108,8 @@ def _write_text_model(tmp: Path) -> None:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from tokenizers.trainers import BpeTrainer
     from transformers import (
+        AutoModelForCausalLM,
         GenerationConfig,
-        LlamaConfig,
-        LlamaForCausalLM,
         PreTrainedTokenizerFast,
     )
     from transformers.utils import logging as hf_logging
@@ -129,7 +141,8 @@ def _write_text_model(tmp: Path) -> None:
 
     ids = {"bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 2}
     # head_dim = 256 / 4 = 64: vLLM's CPU attention refuses smaller heads.
-    config = LlamaConfig(
+    config = _llm_config(
+        architecture,
         vocab_size=VOCAB_SIZE,
         hidden_size=256,
         intermediate_size=512,
@@ -143,7 +156,7 @@ def _write_text_model(tmp: Path) -> None:
     )
     with torch.random.fork_rng(devices=[]):  # seed without touching caller's RNG
         torch.manual_seed(SEED)
-        model = LlamaForCausalLM(config).to(torch.float32)
+        model = AutoModelForCausalLM.from_config(config).to(torch.float32)
     bar_was_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # keep the CLI to our own short lines
     try:
@@ -154,22 +167,28 @@ def _write_text_model(tmp: Path) -> None:
     GenerationConfig(**ids).save_pretrained(tmp)
 
 
-def build_text_model(out_dir: Path, *, force: bool = False) -> Path:
-    """Build the Llama-architecture demo LLM into ``out_dir`` and return it.
+def build_text_model(
+    out_dir: Path, *, force: bool = False, architecture: str = "llama"
+) -> Path:
+    """Build a demo LLM (``llama`` or ``qwen2``) into ``out_dir`` and return it.
+
+    Both share the tokenizer and sizes; the second architecture gives the
+    text family a second registered model that is a different vLLM model class.
 
     The model is assembled in a sibling temp folder and moved into place only after
     the marker (a content hash) is written, so an interrupted build never looks
     complete. An existing complete build is reused unless ``force`` is set.
     """
     out_dir = Path(out_dir)
+    name = out_dir.name
     if not force and is_complete(out_dir):
-        print(f"text: up to date at {out_dir}")
+        print(f"{name}: up to date at {out_dir}")
         return out_dir
-    print(f"text: building into {out_dir}")
+    print(f"{name}: building into {out_dir}")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
-        _write_text_model(tmp)
+        _write_text_model(tmp, architecture)
         # mkdtemp and safetensors create owner-only modes; make it readable.
         tmp.chmod(0o755)
         for path in tmp.iterdir():
@@ -180,15 +199,18 @@ def build_text_model(out_dir: Path, *, force: bool = False) -> Path:
         tmp.rename(out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"text: done, sha256 {(out_dir / MARKER).read_text().strip()[:16]}")
+    print(f"{name}: done, sha256 {(out_dir / MARKER).read_text().strip()[:16]}")
     return out_dir
 
 
-# Family name -> builder; each builds into ``<out>/<name>``. Add image/voice here.
+# Folder name -> builder; each builds into ``<out>/<name>``. Every family has
+# a second model of another architecture (or configuration) for the registry.
 FAMILIES: dict[str, Callable[..., Path]] = {
     "text": build_text_model,
+    "text-qwen2": partial(build_text_model, architecture="qwen2"),
     "image": build_image_model,
     "voice": build_voice_model,
+    "voice-solo": partial(build_voice_model, solo=True),
 }
 
 

@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["VOICES", "VOICE_FILE", "build_voice_model"]
+__all__ = ["SOLO_VOICES", "VOICES", "VOICE_FILE", "build_voice_model"]
 
 VOICE_FILE = "maestro_voice.json"
 VOICES = ("ava", "ben")
@@ -29,9 +29,14 @@ PAD = "<pad>"  # id 0: the blank VitsTokenizer puts between characters
 # Everything else is normalized away by the engine before tokenizing.
 CHARACTERS = " '-0123456789abcdefghijklmnopqrstuvwxyz"
 SAMPLE_RATE = 16_000
+# The second demo voice model: one speaker at 22.05 kHz with the deterministic
+# duration predictor (VITS's other inference path), so the registry switches
+# between two genuinely different checkpoints.
+SOLO_VOICES = ("cleo",)
+SOLO_SAMPLE_RATE = 22_050
 
 
-def _vits_config():  # -> transformers.VitsConfig (import kept lazy)
+def _vits_config(solo: bool = False):  # -> transformers.VitsConfig (lazy import)
     from transformers import VitsConfig
 
     # ~0.1 M parameters; hop 8*8*4 = 256 samples per spectrogram frame.
@@ -51,14 +56,15 @@ def _vits_config():  # -> transformers.VitsConfig (import kept lazy)
         duration_predictor_filter_channels=32,
         prior_encoder_num_wavenet_layers=2,
         posterior_encoder_num_wavenet_layers=2,
-        num_speakers=len(VOICES),
-        speaker_embedding_size=16,
-        sampling_rate=SAMPLE_RATE,
+        num_speakers=len(SOLO_VOICES if solo else VOICES),
+        speaker_embedding_size=0 if solo else 16,
+        sampling_rate=SOLO_SAMPLE_RATE if solo else SAMPLE_RATE,
+        use_stochastic_duration_prediction=not solo,
         pad_token_id=0,
     )
 
 
-def _write_voice_model(tmp: Path) -> None:
+def _write_voice_model(tmp: Path, solo: bool = False) -> None:
     """Write vocab + tokenizer files, config, weights and the voice names."""
     import torch
     from transformers import VitsModel, VitsTokenizer
@@ -76,7 +82,7 @@ def _write_voice_model(tmp: Path) -> None:
     ).save_pretrained(tmp)
     with torch.random.fork_rng(devices=[]):  # seed without touching caller's RNG
         torch.manual_seed(SEED)
-        model = VitsModel(_vits_config()).to(torch.float32).eval()
+        model = VitsModel(_vits_config(solo)).to(torch.float32).eval()
     bar_was_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
@@ -84,23 +90,28 @@ def _write_voice_model(tmp: Path) -> None:
     finally:
         if bar_was_on:
             hf_logging.enable_progress_bar()
-    (tmp / VOICE_FILE).write_text(json.dumps({"voices": list(VOICES)}) + "\n")
+    voices = SOLO_VOICES if solo else VOICES
+    (tmp / VOICE_FILE).write_text(json.dumps({"voices": list(voices)}) + "\n")
 
 
-def build_voice_model(out_dir: Path, *, force: bool = False) -> Path:
-    """Build the demo VITS into ``out_dir`` and return it (reused when complete)."""
+def build_voice_model(
+    out_dir: Path, *, force: bool = False, solo: bool = False
+) -> Path:
+    """Build a demo VITS into ``out_dir`` and return it (reused when complete):
+    the two-speaker one, or with ``solo`` the one-speaker 22.05 kHz one."""
     # Imported here: build_demo imports this module for its FAMILIES table.
     from models.build_demo import MARKER, is_complete, tree_hash
 
     out_dir = Path(out_dir)
+    name = out_dir.name
     if not force and is_complete(out_dir):
-        print(f"voice: up to date at {out_dir}")
+        print(f"{name}: up to date at {out_dir}")
         return out_dir
-    print(f"voice: building into {out_dir}")
+    print(f"{name}: building into {out_dir}")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
-        _write_voice_model(tmp)
+        _write_voice_model(tmp, solo)
         tmp.chmod(0o755)  # mkdtemp and safetensors create owner-only modes
         for path in tmp.iterdir():
             path.chmod(0o644)
@@ -110,5 +121,5 @@ def build_voice_model(out_dir: Path, *, force: bool = False) -> Path:
         tmp.rename(out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"voice: done, sha256 {(out_dir / MARKER).read_text().strip()[:16]}")
+    print(f"{name}: done, sha256 {(out_dir / MARKER).read_text().strip()[:16]}")
     return out_dir

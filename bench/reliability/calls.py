@@ -10,6 +10,7 @@ from typing import Any
 
 from bench.lib.log import log
 from bench.reliability.settings import CALL_EVERY_S, CALL_TIMEOUT_S
+from maestro.models_client import default_models
 
 
 def code_of(error: BaseException) -> str:
@@ -22,7 +23,7 @@ def code_of(error: BaseException) -> str:
 
 def replica_id(client: Any, family: str) -> str | None:
     try:
-        (model,) = client.list_models([family])
+        (model,) = default_models(client.list_models([family]))
     except Exception as error:
         log(f"ListModels {family}: {code_of(error)}")
         return None

@@ -72,6 +72,8 @@ class ImageDeployment(EngineIngress):
         self, request: image_pb2.StreamImageRequest, request_id: str
     ) -> AsyncIterator[image_pb2.StreamImageResponse]:
         engine_request = to_engine_request(request, request_id)
+        async for load in self._loading(request.model):
+            yield image_pb2.StreamImageResponse(model_load=load)
         async with self._model(request.model) as engine:
             model = engine.served_id
             events = engine.stream(engine_request)

@@ -283,6 +283,7 @@ def _plan_request(
         for role, content in plan_messages(request.brief.strip(), num_scenes)
     ]
     msg = text_pb2.GenerateTextRequest(
+        model=settings.model,
         messages=messages,
         seed=derive_seed(run.seed, "plan", attempt),
         request_id=f"{run.request_id}-plan-{attempt}",
@@ -299,6 +300,7 @@ def _image_request(
     settings = request.image
     style = request.style.strip()
     msg = image_pb2.GenerateImageRequest(
+        model=settings.model,
         prompt=f"{prompt}, {style}" if style else prompt,
         width=settings.width,
         height=settings.height,
@@ -318,6 +320,7 @@ def _voice_request(
 ) -> voice_pb2.SynthesizeRequest:
     settings = request.voice
     msg = voice_pb2.SynthesizeRequest(
+        model=settings.model,
         text=narration,
         voice=settings.voice,
         format=settings.format,

@@ -60,6 +60,8 @@ class TextDeployment(EngineIngress):
     async def StreamText(
         self, request: text_pb2.StreamTextRequest, request_id: str
     ) -> AsyncIterator[text_pb2.StreamTextResponse]:
+        async for load in self._loading(request.model):
+            yield text_pb2.StreamTextResponse(model_load=load, request_id=request_id)
         async with self._model(request.model) as engine:
             deltas = engine.stream(to_engine_request(request, request_id))
             deltas = self._observed(engine, deltas, "stream")

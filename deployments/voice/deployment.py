@@ -63,6 +63,8 @@ class VoiceDeployment(EngineIngress):
         self, request: voice_pb2.StreamSpeechRequest, request_id: str
     ) -> AsyncIterator[voice_pb2.StreamSpeechResponse]:
         engine_request = to_engine_request(request, request_id)
+        async for load in self._loading(request.model):
+            yield voice_pb2.StreamSpeechResponse(model_load=load, request_id=request_id)
         async with self._model(request.model) as engine:
             chunks = engine.stream(engine_request)
             with self._span(engine, "stream", engine_request) as observer:

@@ -16,6 +16,7 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from maestro import MaestroClient, MaestroRpcError, envs
+from maestro.models_client import default_models
 from tests.helpers.serve_run import ServeRun
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -83,7 +84,7 @@ def test_a_dead_vllm_engine_core_says_so_and_the_replica_is_replaced(
             try:
                 if client.health("text") == NOT_SERVING:
                     step = "models"
-                    (model,) = client.list_models(["text"])
+                    (model,) = default_models(client.list_models(["text"]))
                     status_messages.add(model.status_message)
                 step = "generate"
                 client.generate_text("still there?", max_tokens=2)

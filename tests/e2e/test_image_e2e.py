@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from maestro import AsyncMaestroClient, MaestroClient, MaestroRpcError
+from maestro.models_client import default_models
 from maestro.v1 import models_pb2
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -34,7 +35,7 @@ def image_client(image_server: str) -> MaestroClient:
 
 
 def _image_model(client: MaestroClient) -> models_pb2.ModelInfo:
-    (model,) = client.list_models(["image"])
+    (model,) = default_models(client.list_models(["image"]))
     return model
 
 
@@ -84,7 +85,7 @@ async def test_concurrent_requests_are_batched(image_server: str) -> None:
             *(client.generate_image(f"cat {i}", seed=i) for i in range(6))
         )
         assert all(len(r.images) == 1 for r in replies)
-        (model,) = await client.list_models(["image"])
+        (model,) = default_models(await client.list_models(["image"]))
     assert model.family == models_pb2.FAMILY_IMAGE and model.ready
     assert "euler" in model.limits["schedulers"]
     assert model.limits["max_batch_size"] == "8"

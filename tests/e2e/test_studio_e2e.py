@@ -23,6 +23,7 @@ import pytest
 from PIL import Image, ImageChops
 
 from maestro import AsyncMaestroClient, MaestroClient, MaestroRpcError
+from maestro.models_client import default_models
 from maestro.v1 import models_pb2
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -50,11 +51,16 @@ def client(studio: str):
         yield c
 
 
+def _image_stats(client: MaestroClient) -> dict[str, int]:
+    (image,) = default_models(client.list_models(["image"]))
+    return {"cancelled_requests": int(image.stats["cancelled_requests"])}
+
+
 def _busy(client: MaestroClient) -> dict[str, int]:
     """Requests each engine still holds."""
     models = {
         models_pb2.Family.Name(m.family): m.stats
-        for m in client.list_models(["text", "image", "voice"])
+        for m in default_models(client.list_models(["text", "image", "voice"]))
     }
     image = models["FAMILY_IMAGE"]
     return {
@@ -136,11 +142,36 @@ def test_bad_image_settings_fail_each_scene_not_the_call(
     assert events[-1].done.scenes_failed == 2
 
 
+def test_each_stage_runs_on_the_model_it_names(client: MaestroClient) -> None:
+    events = list(
+        client.compose(
+            BRIEF,
+            num_scenes=1,
+            seed=1,
+            text_model="maestro-demo-llm",
+            voice_model="maestro-demo-tts",
+            image_model="no-such-image-model",
+            **SMALL,
+        )
+    )
+    (error,) = [e.scene_error for e in events if e.HasField("scene_error")]
+    assert (error.stage, error.code) == ("image", "NOT_FOUND")
+    assert "no-such-image-model" in error.message
+    assert "maestro-demo-sd" in error.message  # the ids that are registered
+    assert [e for e in events if e.HasField("scene_audio")]
+    with pytest.raises(MaestroRpcError) as info:
+        list(client.compose(BRIEF, num_scenes=1, text_model="no-such-llm", **SMALL))
+    assert info.value.code == grpc.StatusCode.NOT_FOUND
+    assert "maestro-demo-llm" in info.value.details
+
+
 async def test_disconnect_mid_render_cancels_every_child(
     studio: str, client: MaestroClient
 ) -> None:
     assert not any(_settled(client).values())
-    before = int(client.list_models(["image"])[0].stats["cancelled_requests"])
+    before = int(
+        default_models(client.list_models(["image"]))[0].stats["cancelled_requests"]
+    )
     async with AsyncMaestroClient(studio, timeout=240) as aclient:
         stream = aclient.compose(BRIEF, seed=5, **HEAVY)
         assert (await stream.__anext__()).HasField("plan")
@@ -150,7 +181,9 @@ async def test_disconnect_mid_render_cancels_every_child(
         assert _busy(client)["image"], "no image request in flight"
         await stream.aclose()  # the client leaves: the call is cancelled
     assert _settled(client) == {"text": 0, "image": 0, "voice": 0}
-    after = int(client.list_models(["image"])[0].stats["cancelled_requests"])
+    after = int(
+        default_models(client.list_models(["image"]))[0].stats["cancelled_requests"]
+    )
     assert after > before
 
 

@@ -16,6 +16,7 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from maestro import AsyncMaestroClient, MaestroClient, MaestroRpcError
+from maestro.models_client import default_models
 from maestro.v1 import models_pb2, voice_pb2
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -45,7 +46,7 @@ def client(voice: str):
 
 
 def _stats(client: MaestroClient) -> dict[str, str]:
-    (model,) = client.list_models(["voice"])
+    (model,) = default_models(client.list_models(["voice"]))
     return dict(model.stats)
 
 
@@ -69,7 +70,7 @@ def test_health_and_model_info(client: MaestroClient) -> None:
     assert client.health("voice", "maestro.v1.VoiceService") == (
         health_pb2.HealthCheckResponse.SERVING
     )
-    (model,) = client.list_models(["voice"])
+    (model,) = default_models(client.list_models(["voice"]))
     assert model.family == models_pb2.FAMILY_VOICE and model.ready
     assert model.id == "maestro-demo-tts" and model.engine.startswith("transformers")
     assert model.device == "cpu"
@@ -240,7 +241,7 @@ def test_cli_speak_writes_audio_files(voice: str, tmp_path: Path) -> None:
 
 
 def test_models_can_be_loaded_by_an_admin_key(client: MaestroClient) -> None:
-    (default,) = client.list_models(["voice"])
+    (default,) = default_models(client.list_models(["voice"]))
     info = client.load_model(default.id)  # the family is found from ListModels
     assert info.id == default.id and info.ready
     assert info.stats["state"] == "loaded" and info.stats["default"] == "true"
@@ -248,3 +249,31 @@ def test_models_can_be_loaded_by_an_admin_key(client: MaestroClient) -> None:
         client.load_model("no-such-voice-model", family="voice")
     assert error.value.code == grpc.StatusCode.NOT_FOUND
     assert default.id in error.value.details  # names the registered ids
+
+
+SOLO = "maestro-demo-tts-solo"  # serve_config.yaml's second voice model
+
+
+def test_a_lazy_model_loads_on_its_first_stream_which_says_so(
+    client: MaestroClient,
+) -> None:
+    if {m.id: m for m in client.list_models(["voice"])}[SOLO].ready:
+        client.unload_model(SOLO)  # an earlier test used it
+    rows = {m.id: m for m in client.list_models(["voice"])}
+    assert rows[SOLO].stats["state"] == "available" and not rows[SOLO].ready
+    messages = list(client.stream_speech("Hello there.", model=SOLO))
+    first, rest = messages[0], messages[1:]
+    assert first.HasField("model_load") and not first.audio
+    assert (first.model_load.model, first.model_load.state) == (SOLO, "loading")
+    assert rest and not any(m.HasField("model_load") for m in rest)
+    assert {m.info.sample_rate for m in rest} == {22_050}  # the solo checkpoint
+    assert rest[-1].last
+    # Loaded now: the next stream starts with audio, and the default model
+    # stayed loaded beside it (max_loaded_models 2).
+    again = list(client.stream_speech("Hello there.", model=SOLO))
+    assert not any(m.HasField("model_load") for m in again)
+    rows = {m.id: m for m in client.list_models(["voice"])}
+    assert rows[SOLO].stats["state"] == "loaded" and rows[SOLO].ready
+    assert float(rows[SOLO].stats["load_seconds"]) > 0
+    (default,) = default_models(rows.values())
+    assert default.stats["state"] == "loaded"

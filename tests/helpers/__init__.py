@@ -15,4 +15,11 @@ from deployments.launch import free_port
 from tests.helpers.paths import DEMO, ROOT, build_demo_models
 from tests.helpers.polling import await_for, wait_for
 
-__all__ = ["DEMO", "ROOT", "await_for", "build_demo_models", "free_port", "wait_for"]
+__all__ = [
+    "DEMO",
+    "ROOT",
+    "await_for",
+    "build_demo_models",
+    "free_port",
+    "wait_for",
+]

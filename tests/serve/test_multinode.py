@@ -27,6 +27,7 @@ from ray.cluster_utils import Cluster
 from ray.serve.config import gRPCOptions
 
 from maestro import MaestroClient, MaestroRpcError, RetryPolicy
+from maestro.models_client import default_models
 from tests.helpers import free_port, wait_for
 from tests.helpers.serve_stack import (
     FAST_WARNINGS,
@@ -55,7 +56,7 @@ def _replica_nodes(client: MaestroClient, tries: int = 40) -> set[str]:
     """Node ids the voice replicas report (calls land on replicas at random)."""
     nodes = set()
     for _ in range(tries):
-        (model,) = client.list_models(["voice"])
+        (model,) = default_models(client.list_models(["voice"]))
         nodes.add(model.stats["node_id"])
     return nodes
 

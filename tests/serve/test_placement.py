@@ -18,6 +18,7 @@ from grpc_health.v1 import health_pb2
 from ray import serve
 
 from maestro import MaestroClient, MaestroRpcError
+from maestro.models_client import default_models
 from tests.helpers import wait_for
 from tests.helpers.serve_stack import demo_profile, deploy, local_serve
 
@@ -31,7 +32,7 @@ STARTUP_S = 240  # a profile's families, started together, until all serve
 
 
 def _gpu_ids(client: MaestroClient, families: list[str]) -> dict[str, str]:
-    models = client.list_models(families)
+    models = default_models(client.list_models(families))
     by_family = dict(zip(families, models, strict=True))
     return {family: info.stats["gpu_ids"] for family, info in by_family.items()}
 

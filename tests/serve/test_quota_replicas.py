@@ -25,6 +25,7 @@ from deployments.auth.config import AuthSettings, KeyEntry, Quotas
 from deployments.auth.keys import hash_key
 from deployments.voice import VoiceDeployment, resolve_config
 from maestro import MaestroClient, MaestroRpcError, envs
+from maestro.models_client import default_models
 from tests.helpers import ROOT, free_port
 
 pytestmark = pytest.mark.slow
@@ -86,7 +87,7 @@ def _synthesized_by_replica(client: MaestroClient) -> dict[str, int]:
     seen: dict[str, int] = {}
     deadline = time.monotonic() + 30
     while len(seen) < 2 and time.monotonic() < deadline:
-        (model,) = client.list_models(["voice"])
+        (model,) = default_models(client.list_models(["voice"]))
         seen[model.stats["replica"]] = int(model.stats["segments_synthesized"])
     return seen
 

@@ -21,6 +21,7 @@ from ray.serve.config import gRPCOptions
 
 from deployments.text import TextDeployment, resolve_config
 from maestro import AsyncMaestroClient, MaestroClient, MaestroRpcError
+from maestro.models_client import default_models
 from tests.helpers import ROOT, free_port
 
 pytestmark = pytest.mark.slow
@@ -67,14 +68,14 @@ def test_health_goes_from_not_serving_to_serving(target: str) -> None:
                 seen.append(status)
             if status == health_pb2.HealthCheckResponse.SERVING:
                 break
-            (model,) = client.list_models(["text"])
+            (model,) = default_models(client.list_models(["text"]))
             assert not model.ready and model.status_message == "loading"
             time.sleep(0.5)
         assert seen == [
             health_pb2.HealthCheckResponse.NOT_SERVING,
             health_pb2.HealthCheckResponse.SERVING,
         ]
-        (model,) = client.list_models(["text"])
+        (model,) = default_models(client.list_models(["text"]))
         assert model.ready and model.status_message == "ready"
 
 

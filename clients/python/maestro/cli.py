@@ -21,6 +21,7 @@ from maestro import envs
 from maestro.cli_compose import add_compose_parser
 from maestro.cli_image import add_image_parser
 from maestro.cli_keys import add_keys_parser
+from maestro.cli_progress import waiting_for_model
 from maestro.cli_voice import add_speak_parser
 from maestro.client import _CHANNEL_OPTIONS as CHANNEL_OPTIONS
 from maestro.client import FAMILIES, MaestroClient, MaestroRpcError
@@ -53,6 +54,8 @@ def _text(client: MaestroClient, args: argparse.Namespace) -> int:
     else:
         last_usage, reason = text_pb2.Usage(), 0
         for chunk in client.stream_text(prompt, messages=messages or None, **params):
+            if waiting_for_model(chunk):
+                continue
             sys.stdout.write(chunk.text)
             sys.stdout.flush()
             if chunk.finish_reason:

@@ -182,6 +182,9 @@ def _compose(client: MaestroClient, args: argparse.Namespace) -> int:
         "voice": args.voice,
         "speaking_rate": args.rate,
         "temperature": args.temperature,
+        "text_model": args.text_model,
+        "image_model": args.image_model,
+        "voice_model": args.voice_model,
     }
     try:
         for event in client.compose(args.brief, **params):
@@ -209,4 +212,9 @@ def add_compose_parser(subparsers: Any) -> None:
     compose.add_argument("--voice", help="speaker name")
     compose.add_argument("--rate", type=float, help="speaking rate, 1.0 is normal")
     compose.add_argument("--temperature", type=float, help="plan sampling")
+    for stage in ("text", "image", "voice"):
+        compose.add_argument(
+            f"--{stage}-model",
+            help=f"one of the {stage} family's models (default: its default)",
+        )
     compose.set_defaults(run=_compose)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from maestro.cli_progress import waiting_for_model
 from maestro.client import MaestroClient
 from maestro.v1 import image_pb2
 
@@ -69,6 +70,8 @@ def _image(client: MaestroClient, args: argparse.Namespace) -> int:
     result: image_pb2.GenerateImageResponse | None = None
     with tqdm(desc="denoising", unit="step", file=sys.stderr, leave=False) as bar:
         for message in client.stream_image(args.prompt, loras=args.lora, **params):
+            if waiting_for_model(message):
+                continue
             if message.HasField("progress"):
                 bar.total = message.progress.total_steps
                 bar.update(message.progress.step - bar.n)

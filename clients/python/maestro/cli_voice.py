@@ -15,6 +15,7 @@ import wave
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from maestro.cli_progress import waiting_for_model
 from maestro.client import MaestroClient
 from maestro.v1 import voice_pb2
 from maestro.voice_client import format_for_path
@@ -114,6 +115,8 @@ def _speak(client: MaestroClient, args: argparse.Namespace) -> int:
     seconds, sample_rate = 0.0, 0
     try:
         for chunk in client.stream_speech(args.text, format="pcm_s16le", **params):
+            if waiting_for_model(chunk):
+                continue
             if writer is None:
                 sample_rate = chunk.info.sample_rate
                 writer = _writer(out, fmt, chunk.info)

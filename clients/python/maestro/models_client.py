@@ -7,6 +7,7 @@ waits until the model's requests in flight have finished.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import grpc
@@ -15,7 +16,15 @@ from maestro.errors import MaestroRpcError
 from maestro.routing import FAMILIES
 from maestro.v1 import models_pb2
 
-__all__ = ["AsyncModelAdminMethods", "ModelAdminMethods"]
+__all__ = ["AsyncModelAdminMethods", "ModelAdminMethods", "default_models"]
+
+
+def default_models(
+    rows: Iterable[models_pb2.ModelInfo],
+) -> list[models_pb2.ModelInfo]:
+    """The rows (of `list_models`) of each family's default model, in order:
+    the model a request with an empty `model` runs on."""
+    return [row for row in rows if row.stats.get("default", "true") == "true"]
 
 
 def _family_of(models: list[models_pb2.ModelInfo], model: str) -> str:

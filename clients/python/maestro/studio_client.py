@@ -55,9 +55,16 @@ def compose_request(
     max_tokens: int | None = None,
     temperature: float | None = None,
     top_p: float | None = None,
+    text_model: str | None = None,
+    image_model: str | None = None,
+    voice_model: str | None = None,
     request_id: str | None = None,
 ) -> studio_pb2.ComposeRequest:
-    """A ComposeRequest; None leaves a field to the server's default."""
+    """A ComposeRequest; None leaves a field to the server's default.
+
+    `text_model`, `image_model` and `voice_model` pick one of each family's
+    registered models for its stage (`maestro models ls`).
+    """
     if isinstance(image_format, str):
         image_format = _IMAGE_FORMATS[image_format.lower()]
     if isinstance(audio_format, str):
@@ -70,14 +77,29 @@ def compose_request(
                 "steps": steps,
                 "guidance_scale": guidance_scale,
                 "format": image_format,
+                "model": image_model,
             }
         )
     )
     speech = studio_pb2.ComposeVoiceSettings(
-        **_set({"voice": voice, "speaking_rate": speaking_rate, "format": audio_format})
+        **_set(
+            {
+                "voice": voice,
+                "speaking_rate": speaking_rate,
+                "format": audio_format,
+                "model": voice_model,
+            }
+        )
     )
     text = studio_pb2.ComposeTextSettings(
-        **_set({"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p})
+        **_set(
+            {
+                "max_tokens": max_tokens,
+                "temperature": temperature,
+                "top_p": top_p,
+                "model": text_model,
+            }
+        )
     )
     return studio_pb2.ComposeRequest(
         brief=brief,

@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from maestro.v1 import models_pb2 as _models_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -324,21 +325,27 @@ class StreamImageResponse(_message.Message):
 
     PROGRESS_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
+    MODEL_LOAD_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def progress(self) -> Global___ImageProgress: ...
     @_builtins.property
     def result(self) -> Global___GenerateImageResponse: ...
+    @_builtins.property
+    def model_load(self) -> _models_pb2.ModelLoad:
+        """While the model loads; see ModelLoad."""
+
     def __init__(
         self,
         *,
         progress: Global___ImageProgress | None = ...,
         result: Global___GenerateImageResponse | None = ...,
+        model_load: _models_pb2.ModelLoad | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "progress", b"progress", "result", b"result"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "model_load", b"model_load", "progress", b"progress", "result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "progress", b"progress", "result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "model_load", b"model_load", "progress", b"progress", "result", b"result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["progress", "result"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["progress", "result", "model_load"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 

@@ -29,11 +29,14 @@ class ComposeImageSettings(_message.Message):
     STEPS_FIELD_NUMBER: _builtins.int
     GUIDANCE_SCALE_FIELD_NUMBER: _builtins.int
     FORMAT_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
     width: _builtins.int
     height: _builtins.int
     steps: _builtins.int
     guidance_scale: _builtins.float
     format: _image_pb2.ImageFormat.ValueType
+    model: _builtins.str
+    """One of the image family's registered models; empty: its default."""
     def __init__(
         self,
         *,
@@ -42,10 +45,11 @@ class ComposeImageSettings(_message.Message):
         steps: _builtins.int = ...,
         guidance_scale: _builtins.float | None = ...,
         format: _image_pb2.ImageFormat.ValueType = ...,
+        model: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "guidance_scale", b"guidance_scale"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "format", b"format", "guidance_scale", b"guidance_scale", "height", b"height", "steps", b"steps", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "format", b"format", "guidance_scale", b"guidance_scale", "height", b"height", "model", b"model", "steps", b"steps", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__guidance_scale: _TypeAlias = _typing.Literal["guidance_scale"]  # noqa: Y015
     _WhichOneofArgType__guidance_scale: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale"]  # noqa: Y015
@@ -60,19 +64,23 @@ class ComposeVoiceSettings(_message.Message):
     VOICE_FIELD_NUMBER: _builtins.int
     SPEAKING_RATE_FIELD_NUMBER: _builtins.int
     FORMAT_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
     voice: _builtins.str
     speaking_rate: _builtins.float
     format: _voice_pb2.AudioFormat.ValueType
+    model: _builtins.str
+    """One of the voice family's registered models; empty: its default."""
     def __init__(
         self,
         *,
         voice: _builtins.str = ...,
         speaking_rate: _builtins.float | None = ...,
         format: _voice_pb2.AudioFormat.ValueType = ...,
+        model: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_speaking_rate", b"_speaking_rate", "speaking_rate", b"speaking_rate"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_speaking_rate", b"_speaking_rate", "format", b"format", "speaking_rate", b"speaking_rate", "voice", b"voice"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_speaking_rate", b"_speaking_rate", "format", b"format", "model", b"model", "speaking_rate", b"speaking_rate", "voice", b"voice"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__speaking_rate: _TypeAlias = _typing.Literal["speaking_rate"]  # noqa: Y015
     _WhichOneofArgType__speaking_rate: _TypeAlias = _typing.Literal["_speaking_rate", b"_speaking_rate"]  # noqa: Y015
@@ -87,19 +95,23 @@ class ComposeTextSettings(_message.Message):
     MAX_TOKENS_FIELD_NUMBER: _builtins.int
     TEMPERATURE_FIELD_NUMBER: _builtins.int
     TOP_P_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
     max_tokens: _builtins.int
     temperature: _builtins.float
     top_p: _builtins.float
+    model: _builtins.str
+    """One of the text family's registered models; empty: its default."""
     def __init__(
         self,
         *,
         max_tokens: _builtins.int | None = ...,
         temperature: _builtins.float | None = ...,
         top_p: _builtins.float | None = ...,
+        model: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_max_tokens", b"_max_tokens", "_temperature", b"_temperature", "_top_p", b"_top_p", "max_tokens", b"max_tokens", "temperature", b"temperature", "top_p", b"top_p"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_tokens", b"_max_tokens", "_temperature", b"_temperature", "_top_p", b"_top_p", "max_tokens", b"max_tokens", "temperature", b"temperature", "top_p", b"top_p"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_tokens", b"_max_tokens", "_temperature", b"_temperature", "_top_p", b"_top_p", "max_tokens", b"max_tokens", "model", b"model", "temperature", b"temperature", "top_p", b"top_p"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_tokens: _TypeAlias = _typing.Literal["max_tokens"]  # noqa: Y015
     _WhichOneofArgType__max_tokens: _TypeAlias = _typing.Literal["_max_tokens", b"_max_tokens"]  # noqa: Y015

@@ -22,29 +22,30 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from maestro.v1 import models_pb2 as maestro_dot_v1_dot_models__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15maestro/v1/text.proto\x12\nmaestro.v1\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"9\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\"\xca\x03\n\x13GenerateTextRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12)\n\x08messages\x18\x03 \x03(\x0b\x32\x17.maestro.v1.ChatMessage\x12\x17\n\nmax_tokens\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0btemperature\x18\x05 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x06 \x01(\x02H\x02\x88\x01\x01\x12\x12\n\x05top_k\x18\x07 \x01(\x05H\x03\x88\x01\x01\x12\x11\n\x04seed\x18\x08 \x01(\x03H\x04\x88\x01\x01\x12\x0c\n\x04stop\x18\t \x03(\t\x12\x1d\n\x10presence_penalty\x18\n \x01(\x02H\x05\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\x0b \x01(\x02H\x06\x88\x01\x01\x12\x13\n\x0bjson_schema\x18\x0c \x01(\t\x12\r\n\x05regex\x18\r \x01(\t\x12\x0f\n\x07\x63hoices\x18\x0e \x03(\t\x12\x12\n\nrequest_id\x18\x0f \x01(\tB\r\n\x0b_max_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x07\n\x05_seedB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penalty\"\x9a\x01\n\x14GenerateTextResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12/\n\rfinish_reason\x18\x02 \x01(\x0e\x32\x18.maestro.v1.FinishReason\x12 \n\x05usage\x18\x03 \x01(\x0b\x32\x11.maestro.v1.Usage\x12\r\n\x05model\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"\xc8\x03\n\x11StreamTextRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12)\n\x08messages\x18\x03 \x03(\x0b\x32\x17.maestro.v1.ChatMessage\x12\x17\n\nmax_tokens\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0btemperature\x18\x05 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x06 \x01(\x02H\x02\x88\x01\x01\x12\x12\n\x05top_k\x18\x07 \x01(\x05H\x03\x88\x01\x01\x12\x11\n\x04seed\x18\x08 \x01(\x03H\x04\x88\x01\x01\x12\x0c\n\x04stop\x18\t \x03(\t\x12\x1d\n\x10presence_penalty\x18\n \x01(\x02H\x05\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\x0b \x01(\x02H\x06\x88\x01\x01\x12\x13\n\x0bjson_schema\x18\x0c \x01(\t\x12\r\n\x05regex\x18\r \x01(\t\x12\x0f\n\x07\x63hoices\x18\x0e \x03(\t\x12\x12\n\nrequest_id\x18\x0f \x01(\tB\r\n\x0b_max_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x07\n\x05_seedB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penalty\"\x98\x01\n\x12StreamTextResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12/\n\rfinish_reason\x18\x02 \x01(\x0e\x32\x18.maestro.v1.FinishReason\x12 \n\x05usage\x18\x03 \x01(\x0b\x32\x11.maestro.v1.Usage\x12\r\n\x05model\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t*|\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x1b\n\x17\x46INISH_REASON_CANCELLED\x10\x03\x32\xaf\x01\n\x0bTextService\x12Q\n\x0cGenerateText\x12\x1f.maestro.v1.GenerateTextRequest\x1a .maestro.v1.GenerateTextResponse\x12M\n\nStreamText\x12\x1d.maestro.v1.StreamTextRequest\x1a\x1e.maestro.v1.StreamTextResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15maestro/v1/text.proto\x12\nmaestro.v1\x1a\x17maestro/v1/models.proto\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"9\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\"\xca\x03\n\x13GenerateTextRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12)\n\x08messages\x18\x03 \x03(\x0b\x32\x17.maestro.v1.ChatMessage\x12\x17\n\nmax_tokens\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0btemperature\x18\x05 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x06 \x01(\x02H\x02\x88\x01\x01\x12\x12\n\x05top_k\x18\x07 \x01(\x05H\x03\x88\x01\x01\x12\x11\n\x04seed\x18\x08 \x01(\x03H\x04\x88\x01\x01\x12\x0c\n\x04stop\x18\t \x03(\t\x12\x1d\n\x10presence_penalty\x18\n \x01(\x02H\x05\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\x0b \x01(\x02H\x06\x88\x01\x01\x12\x13\n\x0bjson_schema\x18\x0c \x01(\t\x12\r\n\x05regex\x18\r \x01(\t\x12\x0f\n\x07\x63hoices\x18\x0e \x03(\t\x12\x12\n\nrequest_id\x18\x0f \x01(\tB\r\n\x0b_max_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x07\n\x05_seedB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penalty\"\xc5\x01\n\x14GenerateTextResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12/\n\rfinish_reason\x18\x02 \x01(\x0e\x32\x18.maestro.v1.FinishReason\x12 \n\x05usage\x18\x03 \x01(\x0b\x32\x11.maestro.v1.Usage\x12\r\n\x05model\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12)\n\nmodel_load\x18\x06 \x01(\x0b\x32\x15.maestro.v1.ModelLoad\"\xc8\x03\n\x11StreamTextRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12)\n\x08messages\x18\x03 \x03(\x0b\x32\x17.maestro.v1.ChatMessage\x12\x17\n\nmax_tokens\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0btemperature\x18\x05 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x06 \x01(\x02H\x02\x88\x01\x01\x12\x12\n\x05top_k\x18\x07 \x01(\x05H\x03\x88\x01\x01\x12\x11\n\x04seed\x18\x08 \x01(\x03H\x04\x88\x01\x01\x12\x0c\n\x04stop\x18\t \x03(\t\x12\x1d\n\x10presence_penalty\x18\n \x01(\x02H\x05\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\x0b \x01(\x02H\x06\x88\x01\x01\x12\x13\n\x0bjson_schema\x18\x0c \x01(\t\x12\r\n\x05regex\x18\r \x01(\t\x12\x0f\n\x07\x63hoices\x18\x0e \x03(\t\x12\x12\n\nrequest_id\x18\x0f \x01(\tB\r\n\x0b_max_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x07\n\x05_seedB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penalty\"\xc3\x01\n\x12StreamTextResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12/\n\rfinish_reason\x18\x02 \x01(\x0e\x32\x18.maestro.v1.FinishReason\x12 \n\x05usage\x18\x03 \x01(\x0b\x32\x11.maestro.v1.Usage\x12\r\n\x05model\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12)\n\nmodel_load\x18\x06 \x01(\x0b\x32\x15.maestro.v1.ModelLoad*|\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x1b\n\x17\x46INISH_REASON_CANCELLED\x10\x03\x32\xaf\x01\n\x0bTextService\x12Q\n\x0cGenerateText\x12\x1f.maestro.v1.GenerateTextRequest\x1a .maestro.v1.GenerateTextResponse\x12M\n\nStreamText\x12\x1d.maestro.v1.StreamTextRequest\x1a\x1e.maestro.v1.StreamTextResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'maestro.v1.text_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FINISHREASON']._serialized_start=1374
-  _globals['_FINISHREASON']._serialized_end=1498
-  _globals['_CHATMESSAGE']._serialized_start=37
-  _globals['_CHATMESSAGE']._serialized_end=81
-  _globals['_USAGE']._serialized_start=83
-  _globals['_USAGE']._serialized_end=140
-  _globals['_GENERATETEXTREQUEST']._serialized_start=143
-  _globals['_GENERATETEXTREQUEST']._serialized_end=601
-  _globals['_GENERATETEXTRESPONSE']._serialized_start=604
-  _globals['_GENERATETEXTRESPONSE']._serialized_end=758
-  _globals['_STREAMTEXTREQUEST']._serialized_start=761
-  _globals['_STREAMTEXTREQUEST']._serialized_end=1217
-  _globals['_STREAMTEXTRESPONSE']._serialized_start=1220
-  _globals['_STREAMTEXTRESPONSE']._serialized_end=1372
-  _globals['_TEXTSERVICE']._serialized_start=1501
-  _globals['_TEXTSERVICE']._serialized_end=1676
+  _globals['_FINISHREASON']._serialized_start=1485
+  _globals['_FINISHREASON']._serialized_end=1609
+  _globals['_CHATMESSAGE']._serialized_start=62
+  _globals['_CHATMESSAGE']._serialized_end=106
+  _globals['_USAGE']._serialized_start=108
+  _globals['_USAGE']._serialized_end=165
+  _globals['_GENERATETEXTREQUEST']._serialized_start=168
+  _globals['_GENERATETEXTREQUEST']._serialized_end=626
+  _globals['_GENERATETEXTRESPONSE']._serialized_start=629
+  _globals['_GENERATETEXTRESPONSE']._serialized_end=826
+  _globals['_STREAMTEXTREQUEST']._serialized_start=829
+  _globals['_STREAMTEXTREQUEST']._serialized_end=1285
+  _globals['_STREAMTEXTRESPONSE']._serialized_start=1288
+  _globals['_STREAMTEXTRESPONSE']._serialized_end=1483
+  _globals['_TEXTSERVICE']._serialized_start=1612
+  _globals['_TEXTSERVICE']._serialized_end=1787
 # @@protoc_insertion_point(module_scope)

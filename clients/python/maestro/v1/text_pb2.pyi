@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from maestro.v1 import models_pb2 as _models_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -212,12 +213,17 @@ class GenerateTextResponse(_message.Message):
     USAGE_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    MODEL_LOAD_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     finish_reason: Global___FinishReason.ValueType
     model: _builtins.str
     request_id: _builtins.str
     @_builtins.property
     def usage(self) -> Global___Usage: ...
+    @_builtins.property
+    def model_load(self) -> _models_pb2.ModelLoad:
+        """Set (alone) while the model loads; see ModelLoad."""
+
     def __init__(
         self,
         *,
@@ -226,10 +232,11 @@ class GenerateTextResponse(_message.Message):
         usage: Global___Usage | None = ...,
         model: _builtins.str = ...,
         request_id: _builtins.str = ...,
+        model_load: _models_pb2.ModelLoad | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["model_load", b"model_load", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["finish_reason", b"finish_reason", "model", b"model", "request_id", b"request_id", "text", b"text", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["finish_reason", b"finish_reason", "model", b"model", "model_load", b"model_load", "request_id", b"request_id", "text", b"text", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -341,6 +348,7 @@ class StreamTextResponse(_message.Message):
     USAGE_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    MODEL_LOAD_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """New text since the previous message (may be empty on the last one)."""
     finish_reason: Global___FinishReason.ValueType
@@ -351,6 +359,10 @@ class StreamTextResponse(_message.Message):
     def usage(self) -> Global___Usage:
         """Set on the last message only."""
 
+    @_builtins.property
+    def model_load(self) -> _models_pb2.ModelLoad:
+        """Set (alone) while the model loads; see ModelLoad."""
+
     def __init__(
         self,
         *,
@@ -359,10 +371,11 @@ class StreamTextResponse(_message.Message):
         usage: Global___Usage | None = ...,
         model: _builtins.str = ...,
         request_id: _builtins.str = ...,
+        model_load: _models_pb2.ModelLoad | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["model_load", b"model_load", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["finish_reason", b"finish_reason", "model", b"model", "request_id", b"request_id", "text", b"text", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["finish_reason", b"finish_reason", "model", b"model", "model_load", b"model_load", "request_id", b"request_id", "text", b"text", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -22,27 +22,28 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from maestro.v1 import models_pb2 as maestro_dot_v1_dot_models__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16maestro/v1/voice.proto\x12\nmaestro.v1\"u\n\tAudioInfo\x12\x13\n\x0bsample_rate\x18\x01 \x01(\x05\x12\x10\n\x08\x63hannels\x18\x02 \x01(\x05\x12\'\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x17.maestro.v1.AudioFormat\x12\x18\n\x10\x64uration_seconds\x18\x04 \x01(\x01\"\xc6\x01\n\x11SynthesizeRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\r\n\x05voice\x18\x03 \x01(\t\x12\x1a\n\rspeaking_rate\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\'\n\x06\x66ormat\x18\x05 \x01(\x0e\x32\x17.maestro.v1.AudioFormat\x12\x11\n\x04seed\x18\x06 \x01(\x03H\x01\x88\x01\x01\x12\x12\n\nrequest_id\x18\x07 \x01(\tB\x10\n\x0e_speaking_rateB\x07\n\x05_seed\"k\n\x12SynthesizeResponse\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12#\n\x04info\x18\x02 \x01(\x0b\x32\x15.maestro.v1.AudioInfo\x12\r\n\x05model\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\xc8\x01\n\x13StreamSpeechRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\r\n\x05voice\x18\x03 \x01(\t\x12\x1a\n\rspeaking_rate\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\'\n\x06\x66ormat\x18\x05 \x01(\x0e\x32\x17.maestro.v1.AudioFormat\x12\x11\n\x04seed\x18\x06 \x01(\x03H\x01\x88\x01\x01\x12\x12\n\nrequest_id\x18\x07 \x01(\tB\x10\n\x0e_speaking_rateB\x07\n\x05_seed\"\x99\x01\n\x14StreamSpeechResponse\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12#\n\x04info\x18\x02 \x01(\x0b\x32\x15.maestro.v1.AudioInfo\x12\x15\n\rsegment_index\x18\x03 \x01(\x05\x12\x14\n\x0csegment_text\x18\x04 \x01(\t\x12\x0c\n\x04last\x18\x05 \x01(\x08\x12\x12\n\nrequest_id\x18\x06 \x01(\t*t\n\x0b\x41udioFormat\x12\x1c\n\x18\x41UDIO_FORMAT_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41UDIO_FORMAT_WAV\x10\x01\x12\x1a\n\x16\x41UDIO_FORMAT_PCM_S16LE\x10\x02\x12\x15\n\x11\x41UDIO_FORMAT_FLAC\x10\x03\x32\xb0\x01\n\x0cVoiceService\x12K\n\nSynthesize\x12\x1d.maestro.v1.SynthesizeRequest\x1a\x1e.maestro.v1.SynthesizeResponse\x12S\n\x0cStreamSpeech\x12\x1f.maestro.v1.StreamSpeechRequest\x1a .maestro.v1.StreamSpeechResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16maestro/v1/voice.proto\x12\nmaestro.v1\x1a\x17maestro/v1/models.proto\"u\n\tAudioInfo\x12\x13\n\x0bsample_rate\x18\x01 \x01(\x05\x12\x10\n\x08\x63hannels\x18\x02 \x01(\x05\x12\'\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x17.maestro.v1.AudioFormat\x12\x18\n\x10\x64uration_seconds\x18\x04 \x01(\x01\"\xc6\x01\n\x11SynthesizeRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\r\n\x05voice\x18\x03 \x01(\t\x12\x1a\n\rspeaking_rate\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\'\n\x06\x66ormat\x18\x05 \x01(\x0e\x32\x17.maestro.v1.AudioFormat\x12\x11\n\x04seed\x18\x06 \x01(\x03H\x01\x88\x01\x01\x12\x12\n\nrequest_id\x18\x07 \x01(\tB\x10\n\x0e_speaking_rateB\x07\n\x05_seed\"k\n\x12SynthesizeResponse\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12#\n\x04info\x18\x02 \x01(\x0b\x32\x15.maestro.v1.AudioInfo\x12\r\n\x05model\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\xc8\x01\n\x13StreamSpeechRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\r\n\x05voice\x18\x03 \x01(\t\x12\x1a\n\rspeaking_rate\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\'\n\x06\x66ormat\x18\x05 \x01(\x0e\x32\x17.maestro.v1.AudioFormat\x12\x11\n\x04seed\x18\x06 \x01(\x03H\x01\x88\x01\x01\x12\x12\n\nrequest_id\x18\x07 \x01(\tB\x10\n\x0e_speaking_rateB\x07\n\x05_seed\"\xc4\x01\n\x14StreamSpeechResponse\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12#\n\x04info\x18\x02 \x01(\x0b\x32\x15.maestro.v1.AudioInfo\x12\x15\n\rsegment_index\x18\x03 \x01(\x05\x12\x14\n\x0csegment_text\x18\x04 \x01(\t\x12\x0c\n\x04last\x18\x05 \x01(\x08\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12)\n\nmodel_load\x18\x07 \x01(\x0b\x32\x15.maestro.v1.ModelLoad*t\n\x0b\x41udioFormat\x12\x1c\n\x18\x41UDIO_FORMAT_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41UDIO_FORMAT_WAV\x10\x01\x12\x1a\n\x16\x41UDIO_FORMAT_PCM_S16LE\x10\x02\x12\x15\n\x11\x41UDIO_FORMAT_FLAC\x10\x03\x32\xb0\x01\n\x0cVoiceService\x12K\n\nSynthesize\x12\x1d.maestro.v1.SynthesizeRequest\x1a\x1e.maestro.v1.SynthesizeResponse\x12S\n\x0cStreamSpeech\x12\x1f.maestro.v1.StreamSpeechRequest\x1a .maestro.v1.StreamSpeechResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'maestro.v1.voice_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AUDIOFORMAT']._serialized_start=826
-  _globals['_AUDIOFORMAT']._serialized_end=942
-  _globals['_AUDIOINFO']._serialized_start=38
-  _globals['_AUDIOINFO']._serialized_end=155
-  _globals['_SYNTHESIZEREQUEST']._serialized_start=158
-  _globals['_SYNTHESIZEREQUEST']._serialized_end=356
-  _globals['_SYNTHESIZERESPONSE']._serialized_start=358
-  _globals['_SYNTHESIZERESPONSE']._serialized_end=465
-  _globals['_STREAMSPEECHREQUEST']._serialized_start=468
-  _globals['_STREAMSPEECHREQUEST']._serialized_end=668
-  _globals['_STREAMSPEECHRESPONSE']._serialized_start=671
-  _globals['_STREAMSPEECHRESPONSE']._serialized_end=824
-  _globals['_VOICESERVICE']._serialized_start=945
-  _globals['_VOICESERVICE']._serialized_end=1121
+  _globals['_AUDIOFORMAT']._serialized_start=894
+  _globals['_AUDIOFORMAT']._serialized_end=1010
+  _globals['_AUDIOINFO']._serialized_start=63
+  _globals['_AUDIOINFO']._serialized_end=180
+  _globals['_SYNTHESIZEREQUEST']._serialized_start=183
+  _globals['_SYNTHESIZEREQUEST']._serialized_end=381
+  _globals['_SYNTHESIZERESPONSE']._serialized_start=383
+  _globals['_SYNTHESIZERESPONSE']._serialized_end=490
+  _globals['_STREAMSPEECHREQUEST']._serialized_start=493
+  _globals['_STREAMSPEECHREQUEST']._serialized_end=693
+  _globals['_STREAMSPEECHRESPONSE']._serialized_start=696
+  _globals['_STREAMSPEECHRESPONSE']._serialized_end=892
+  _globals['_VOICESERVICE']._serialized_start=1013
+  _globals['_VOICESERVICE']._serialized_end=1189
 # @@protoc_insertion_point(module_scope)

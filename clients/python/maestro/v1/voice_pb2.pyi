@@ -6,6 +6,7 @@ isort:skip_file
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from maestro.v1 import models_pb2 as _models_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -198,6 +199,7 @@ class StreamSpeechResponse(_message.Message):
     SEGMENT_TEXT_FIELD_NUMBER: _builtins.int
     LAST_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    MODEL_LOAD_FIELD_NUMBER: _builtins.int
     audio: _builtins.bytes
     """This chunk's audio; for WAV/FLAC each chunk is a complete file."""
     segment_index: _builtins.int
@@ -208,6 +210,10 @@ class StreamSpeechResponse(_message.Message):
     request_id: _builtins.str
     @_builtins.property
     def info(self) -> Global___AudioInfo: ...
+    @_builtins.property
+    def model_load(self) -> _models_pb2.ModelLoad:
+        """Set (alone, no audio) while the model loads; see ModelLoad."""
+
     def __init__(
         self,
         *,
@@ -217,10 +223,11 @@ class StreamSpeechResponse(_message.Message):
         segment_text: _builtins.str = ...,
         last: _builtins.bool = ...,
         request_id: _builtins.str = ...,
+        model_load: _models_pb2.ModelLoad | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["info", b"info"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["info", b"info", "model_load", b"model_load"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "info", b"info", "last", b"last", "request_id", b"request_id", "segment_index", b"segment_index", "segment_text", b"segment_text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "info", b"info", "last", b"last", "model_load", b"model_load", "request_id", b"request_id", "segment_index", b"segment_index", "segment_text", b"segment_text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
