@@ -37,8 +37,10 @@ __all__ = ["EngineIngress"]
 logger = logging.getLogger("maestro.ingress")
 # Answer this long before the client's deadline, so the answer arrives.
 DEADLINE_MARGIN_S = 0.5
-# A stream waiting for its model's load hears about it this often.
+# A stream waiting for its model's load hears about it this often, once the
+# wait has lasted the grace period.
 LOAD_REPORT_S = 5.0
+LOAD_REPORT_GRACE_S = 0.02
 
 
 class EngineIngress:
@@ -115,12 +117,14 @@ class EngineIngress:
         began = time.monotonic()
         deadline = began + self._wait_s()
         waiter = asyncio.ensure_future(self._loaded(wanted))
-        await asyncio.sleep(0)  # the waiter starts the load first
         try:
+            # A wait this short is not worth a message (nor is it one).
+            await asyncio.wait({waiter}, timeout=LOAD_REPORT_GRACE_S)
             while not waiter.done():
+                state = self.registry.state(wanted)
                 yield models_pb2.ModelLoad(
                     model=wanted,
-                    state=self.registry.state(wanted).value,
+                    state="loading" if state is ModelState.LOADING else "waiting",
                     waited_seconds=time.monotonic() - began,
                 )
                 left = deadline - time.monotonic()

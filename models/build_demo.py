@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from models.image_demo import build_image_model
+from models.image_demo import build_image_model, build_sd3_model
 from models.voice_demo import build_voice_model
 
 MARKER = ".maestro-demo-complete"
@@ -209,6 +209,7 @@ FAMILIES: dict[str, Callable[..., Path]] = {
     "text": build_text_model,
     "text-qwen2": partial(build_text_model, architecture="qwen2"),
     "image": build_image_model,
+    "image-sd3": build_sd3_model,  # a transformer (DiT) backbone, flow matching
     "voice": build_voice_model,
     "voice-solo": partial(build_voice_model, solo=True),
 }

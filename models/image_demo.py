@@ -6,6 +6,11 @@ loading are exercised for real while a 64x64 image takes a fraction of a second
 on a CPU. A demo LoRA (``loras/demo-style``) is shipped with it so adapter
 selection is tested on real peft layers, not a mock.
 
+A second model, ``build_sd3_model``, is a tiny Stable Diffusion 3 pipeline:
+a transformer (DiT) backbone, two CLIP text encoders with projections, no T5
+(optional in SD3: its embeddings are zeros), a 16-channel VAE and a flow-match
+scheduler, so the engine is exercised on a non-UNet family too.
+
 Built with the conventions of ``models.build_demo``: seeded (two builds are
 byte-identical), assembled in a temp folder, marked complete with a content hash
 and moved into place, and reused when already complete.
@@ -15,16 +20,28 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEMO_LORA", "IMAGE_SIZE", "LORA_DIR", "build_image_model"]
+__all__ = [
+    "DEMO_LORA",
+    "IMAGE_SIZE",
+    "LORA_DIR",
+    "SD3_SIZE_MULTIPLE",
+    "build_image_model",
+    "build_sd3_model",
+]
 
 IMAGE_SIZE = 64  # native resolution of the demo pipeline
 LORA_DIR = "loras"
 DEMO_LORA = "demo-style"
 _VOCAB = 384
 _CLIP_MAX_LENGTH = 77  # SD conditioning length; the text encoder's positions
+# SD3: a 4-block VAE (downsamples by 8, as the real one) and 2x2 patches.
+_SD3_VAE_SCALE, _SD3_PATCH = 8, 2
+SD3_SIZE_MULTIPLE = _SD3_VAE_SCALE * _SD3_PATCH  # width/height the DiT accepts
 
 
 def _tokenizer() -> Any:
@@ -154,23 +171,116 @@ def _save_demo_lora(pipe: Any, out: Path) -> None:
     )
 
 
-def _write_image_model(tmp: Path) -> None:
+@contextmanager
+def _seeded_quiet_save() -> Iterator[None]:
+    """Fork the RNG (seed without touching the caller's) and mute the savers."""
     import torch
     from diffusers.utils import logging as diffusers_logging
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
 
-    with torch.random.fork_rng(devices=[]):  # seed without touching caller's RNG
-        pipe = _pipeline()
+    with torch.random.fork_rng(devices=[]):
         verbosity = diffusers_logging.get_verbosity()
         diffusers_logging.set_verbosity_error()
         disable_progress_bars()  # keep the CLI to our own short lines
         try:
-            pipe.save_pretrained(tmp, safe_serialization=True)
-            # After the pipeline is saved: the adapter lives in its own folder.
-            _save_demo_lora(pipe, tmp / LORA_DIR / DEMO_LORA)
+            yield
         finally:
             enable_progress_bars()
             diffusers_logging.set_verbosity(verbosity)
+
+
+def _write_image_model(tmp: Path) -> None:
+    with _seeded_quiet_save():
+        pipe = _pipeline()
+        pipe.save_pretrained(tmp, safe_serialization=True)
+        # After the pipeline is saved: the adapter lives in its own folder.
+        _save_demo_lora(pipe, tmp / LORA_DIR / DEMO_LORA)
+
+
+def _sd3_pipeline() -> Any:
+    """SD3's parts at toy sizes (as diffusers' fast tests), each seeded.
+
+    Two CLIP encoders (hidden 32, projection 32): their hidden states are
+    concatenated (64 = ``joint_attention_dim``, no padding or truncation) and
+    their pooled outputs too (64 = ``pooled_projection_dim``). No T5.
+    """
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        FlowMatchEulerDiscreteScheduler,
+        SD3Transformer2DModel,
+        StableDiffusion3Pipeline,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    from models.build_demo import SEED
+
+    tokenizer = _tokenizer()
+    torch.manual_seed(SEED)
+    transformer = SD3Transformer2DModel(
+        sample_size=IMAGE_SIZE // _SD3_VAE_SCALE,  # latent side of a 64x64 image
+        patch_size=_SD3_PATCH,
+        in_channels=16,
+        out_channels=16,
+        num_layers=1,
+        attention_head_dim=8,
+        num_attention_heads=4,
+        joint_attention_dim=64,
+        caption_projection_dim=32,
+        pooled_projection_dim=64,
+        pos_embed_max_size=64,  # up to 64 patches a side: 1024 px
+    )
+    torch.manual_seed(SEED + 1)
+    vae = AutoencoderKL(
+        sample_size=IMAGE_SIZE,
+        block_out_channels=(16, 16, 16, 16),  # 4 blocks: downsamples by 8
+        layers_per_block=1,
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        latent_channels=16,
+        norm_num_groups=8,
+        use_quant_conv=False,  # as SD3's VAE
+        use_post_quant_conv=False,
+        shift_factor=0.0609,
+        scaling_factor=1.5305,
+    )
+    encoders = []
+    for offset in (2, 3):
+        torch.manual_seed(SEED + offset)
+        encoders.append(
+            CLIPTextModelWithProjection(
+                CLIPTextConfig(
+                    vocab_size=len(tokenizer),
+                    hidden_size=32,
+                    intermediate_size=64,
+                    projection_dim=32,
+                    num_hidden_layers=2,
+                    num_attention_heads=4,
+                    max_position_embeddings=_CLIP_MAX_LENGTH,
+                    bos_token_id=0,
+                    eos_token_id=1,
+                    pad_token_id=2,
+                )
+            )
+        )
+    return StableDiffusion3Pipeline(
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),  # SD3's config
+        vae=vae,
+        text_encoder=encoders[0],
+        tokenizer=tokenizer,
+        text_encoder_2=encoders[1],
+        tokenizer_2=tokenizer,
+        text_encoder_3=None,
+        tokenizer_3=None,
+    )
+
+
+def _write_sd3_model(tmp: Path) -> None:
+    with _seeded_quiet_save():
+        _sd3_pipeline().save_pretrained(tmp, safe_serialization=True)
 
 
 def build_image_model(out_dir: Path, *, force: bool = False) -> Path:
@@ -179,18 +289,33 @@ def build_image_model(out_dir: Path, *, force: bool = False) -> Path:
     Same contract as ``build_text_model``: an interrupted build never looks
     complete, and a complete one is reused unless ``force`` is set.
     """
+    return _build(Path(out_dir), "image", _write_image_model, force=force)
+
+
+def build_sd3_model(out_dir: Path, *, force: bool = False) -> Path:
+    """Build the Stable Diffusion 3 (DiT) demo pipeline into ``out_dir``.
+
+    Same contract as ``build_image_model``; no LoRA ships with it.
+    """
+    out_dir = Path(out_dir)
+    return _build(out_dir, out_dir.name, _write_sd3_model, force=force)
+
+
+def _build(
+    out_dir: Path, name: str, write: Callable[[Path], None], *, force: bool
+) -> Path:
+    """Write with ``write`` into a temp folder, mark it complete, move it in."""
     # Imported here: build_demo imports this module for its FAMILIES table.
     from models.build_demo import MARKER, is_complete, tree_hash
 
-    out_dir = Path(out_dir)
     if not force and is_complete(out_dir):
-        print(f"image: up to date at {out_dir}")
+        print(f"{name}: up to date at {out_dir}")
         return out_dir
-    print(f"image: building into {out_dir}")
+    print(f"{name}: building into {out_dir}")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
-        _write_image_model(tmp)
+        write(tmp)
         # Components live in subfolders (unet/, vae/, loras/...): make the
         # whole tree readable, not just the top level.
         for path in [tmp, *tmp.rglob("*")]:
@@ -201,5 +326,5 @@ def build_image_model(out_dir: Path, *, force: bool = False) -> Path:
         tmp.rename(out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"image: done, sha256 {(out_dir / MARKER).read_text().strip()[:16]}")
+    print(f"{name}: done, sha256 {(out_dir / MARKER).read_text().strip()[:16]}")
     return out_dir

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from deployments.engines.base import EngineConfig
 from deployments.engines.batching import BatchingConfig
-from deployments.engines.image.pipeline import SCHEDULERS
+from deployments.engines.image.schedulers import ALL_SCHEDULERS
 
 __all__ = ["ImageEngineConfig", "ImageLimitsConfig", "LoraConfig", "MemoryConfig"]
 
@@ -91,7 +91,12 @@ class ImageEngineConfig(EngineConfig):
         "auto", description="auto: float16 on cuda, float32 on cpu."
     )
     variant: str | None = Field(None, description="Weights variant, e.g. fp16.")
-    default_scheduler: str = Field("euler", description="Scheduler when unset.")
+    default_scheduler: str | None = Field(
+        None,
+        description="Scheduler when a request names none; unset: the "
+        "checkpoint's own (e.g. euler, flow_match_euler). Must suit the "
+        "checkpoint (flow-matching models take only flow_match_*).",
+    )
     loras: tuple[LoraConfig, ...] = Field((), description="Adapters to load.")
     limits: ImageLimitsConfig = Field(
         default_factory=ImageLimitsConfig, description="Request bounds."
@@ -112,10 +117,11 @@ class ImageEngineConfig(EngineConfig):
 
     @model_validator(mode="after")
     def _known_names(self) -> ImageEngineConfig:
-        if self.default_scheduler not in SCHEDULERS:
+        known = self.default_scheduler is None or self.default_scheduler in ALL_SCHEDULERS
+        if not known:
             raise ValueError(
                 f"default_scheduler {self.default_scheduler!r} not in "
-                f"{', '.join(SCHEDULERS)}"
+                f"{', '.join(ALL_SCHEDULERS)}"
             )
         names = [lora.name for lora in self.loras]
         if len(set(names)) != len(names):

@@ -18,7 +18,12 @@ to one row and the pipeline is interrupted (diffusers' `_interrupt`), so only
 that row is decoded. Where rows cannot be cut safely (a pipeline or scheduler
 `rows` does not know, a UNet with a guidance embedding) the cancelled
 rows are masked instead: they compute until the batch ends and are thrown
-away; a batch whose requests are all cancelled is still interrupted.
+away; a batch whose requests are all cancelled is still interrupted. Stable
+Diffusion 3 (a transformer backbone) is such a pipeline: it always masks.
+
+Without an image-to-image pipeline for the checkpoint (no AutoPipeline
+mapping) `img2img` is None and requests with an init image are refused
+before they reach a batch (`ImageLimits.image_to_image`).
 """
 
 from __future__ import annotations
@@ -33,47 +38,14 @@ from typing import Any
 
 import numpy as np
 
-from deployments.engines.image.rows import drop_rows, row_tensors
+from deployments.engines.image.previews import latent_previews, latent_rgb
+from deployments.engines.image.rows import PIPELINE_TENSORS, drop_rows, row_tensors
+from deployments.engines.image.schedulers import SCHEDULERS, build_scheduler
 from deployments.engines.image.types import ImageRequest
 
 __all__ = ["SCHEDULERS", "BatchKey", "ImageJob", "PipelineRunner", "batch_key"]
 
 logger = logging.getLogger(__name__)
-
-# name -> (diffusers scheduler class, overrides of the checkpoint's config).
-# Each is built from the checkpoint's own scheduler config, so betas and
-# prediction type stay the model's. (LMS needs scipy, so it is not offered.)
-SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
-    "euler": ("EulerDiscreteScheduler", {}),
-    "euler_a": ("EulerAncestralDiscreteScheduler", {}),
-    "ddim": ("DDIMScheduler", {}),
-    "dpmpp_2m": ("DPMSolverMultistepScheduler", {}),
-    "dpmpp_2m_karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}),
-    "unipc": ("UniPCMultistepScheduler", {}),
-    "heun": ("HeunDiscreteScheduler", {}),
-    "pndm": ("PNDMScheduler", {"skip_prk_steps": True}),
-}
-
-# Latent -> RGB linear maps (4 latent channels): a preview costs a matrix
-# product, not a VAE decode. Factors from the SD / SDXL latent spaces.
-_SD_LATENT_RGB = np.array(
-    [
-        [0.3512, 0.2297, 0.3227],
-        [0.3250, 0.4974, 0.2350],
-        [-0.2829, 0.1762, 0.2721],
-        [-0.2120, -0.2616, -0.7177],
-    ],
-    dtype=np.float32,
-)
-_SDXL_LATENT_RGB = np.array(
-    [
-        [0.3651, 0.4232, 0.4341],
-        [-0.2533, -0.0042, 0.1068],
-        [0.1076, 0.1111, -0.0362],
-        [-0.3165, -0.2492, -0.2188],
-    ],
-    dtype=np.float32,
-)
 
 # Requests whose key is equal can share one pipeline call.
 BatchKey = tuple[Any, ...]
@@ -154,13 +126,19 @@ class ImageJob:
 class PipelineRunner:
     """Owns the diffusers pipelines; `run` executes one batch (blocking)."""
 
-    def __init__(self, text2img: Any, img2img: Any, *, device: str) -> None:
+    def __init__(self, text2img: Any, img2img: Any | None, *, device: str) -> None:
         self.text2img, self.img2img, self.device = text2img, img2img, device
         self._base_scheduler_config = text2img.scheduler.config
         self._adapters: tuple[str, ...] = ()
-        self._rgb = (
-            _SDXL_LATENT_RGB if "XL" in type(text2img).__name__ else _SD_LATENT_RGB
-        )
+        self._rgb = latent_rgb(text2img)
+        for pipe in (text2img, img2img):
+            name = type(pipe).__name__
+            if pipe is not None and name not in PIPELINE_TENSORS:
+                logger.info(
+                    "%s: cancelled rows are masked (computed to the end, thrown "
+                    "away), not cut: rows.py does not know its loop tensors",
+                    name,
+                )
 
     def load_lora(self, name: str, path: str) -> None:
         self.text2img.load_lora_weights(path, adapter_name=name)
@@ -172,7 +150,10 @@ class PipelineRunner:
         import torch
 
         first = jobs[0].request
-        pipe = self.img2img if jobs[0].init_image is not None else self.text2img
+        pipe = self.text2img
+        if jobs[0].init_image is not None:
+            assert self.img2img is not None, "init images are refused without one"
+            pipe = self.img2img
         pipe.scheduler = self._scheduler(first.scheduler)
         self._set_adapters(first)
         rows = [(job, i) for job in jobs for i in range(job.request.num_images)]
@@ -218,13 +199,8 @@ class PipelineRunner:
         return [None if job.cancelled else by_job.get(job) for job in jobs]
 
     def _scheduler(self, name: str) -> Any:
-        import diffusers
-
-        cls_name, overrides = SCHEDULERS[name]
         # Fresh per batch: schedulers keep per-run state (step index, history).
-        return getattr(diffusers, cls_name).from_config(
-            self._base_scheduler_config, **overrides
-        )
+        return build_scheduler(name, self._base_scheduler_config)
 
     def _set_adapters(self, request: ImageRequest) -> None:
         if not self._adapters:
@@ -303,9 +279,4 @@ class PipelineRunner:
 
     def _previews(self, latents: np.ndarray) -> list[np.ndarray]:
         """Cheap low-res RGB (1/vae-scale of the image size) from latents."""
-        if latents.shape[1] != self._rgb.shape[0]:
-            latents = latents[:, :3]  # unknown latent space: a rough look
-            rgb = np.moveaxis(latents, 1, -1)
-        else:
-            rgb = np.einsum("bchw,cr->bhwr", latents, self._rgb)
-        return list(((rgb + 1.0) * 127.5).clip(0, 255).astype(np.uint8))
+        return latent_previews(latents, self._rgb)

@@ -19,7 +19,10 @@ diffusers 0.42 sources, and anything not in them keeps all its rows
 Not sliced, so masked instead: pipelines outside the table (their loops are
 unread), UNets with a guidance embedding (`time_cond_proj_dim`: the
 `timestep_cond` tensor is batch-shaped and not a callback input), and
-schedulers outside the table.
+schedulers outside the table. Stable Diffusion 3 (a transformer backbone) is
+outside the table on purpose: its image-to-image loop carries the pooled
+conditioning without offering it to the callback, so that could not be cut;
+its cancelled rows are masked (a batch all cancelled is still interrupted).
 """
 
 from __future__ import annotations

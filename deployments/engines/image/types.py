@@ -79,6 +79,9 @@ class ImageLimits:
     schedulers: tuple[str, ...] = ()
     default_scheduler: str = "euler"
     loras: tuple[str, ...] = ()
+    # Width and height: SIZE_MULTIPLE for UNets, vae scale x patch for DiTs.
+    size_multiple: int = SIZE_MULTIPLE
+    image_to_image: bool = True  # False: the checkpoint has no img2img pipeline
 
 
 @dataclass(frozen=True)
@@ -107,13 +110,14 @@ class ImageResult:
 
 def _size_rule(limits: ImageLimits) -> str:
     return (
-        f"a multiple of {SIZE_MULTIPLE} in {limits.min_size}..{limits.max_size}"
+        f"a multiple of {limits.size_multiple} in "
+        f"{limits.min_size}..{limits.max_size}"
         " (0: default)"
     )
 
 
 def _check_size(name: str, value: int, limits: ImageLimits) -> None:
-    if value % SIZE_MULTIPLE or not limits.min_size <= value <= limits.max_size:
+    if value % limits.size_multiple or not limits.min_size <= value <= limits.max_size:
         raise InvalidArgument(field=name, value=value, allowed=_size_rule(limits))
 
 
@@ -127,14 +131,20 @@ def resolve(
 
     `init_size` is the decoded init image's (width, height): with no explicit
     size, image-to-image keeps the init image's size (rounded down to a
-    multiple of 8).
+    multiple of `limits.size_multiple`).
     """
     if not request.prompt.strip():
         raise InvalidArgument(field="prompt", allowed="a non-empty prompt")
+    if request.init_image and not limits.image_to_image:
+        raise InvalidArgument(
+            field="init_image",
+            allowed="empty: this model serves text-to-image only",
+        )
     width, height = request.width, request.height
     if init_size is not None:
-        width = width or init_size[0] // SIZE_MULTIPLE * SIZE_MULTIPLE
-        height = height or init_size[1] // SIZE_MULTIPLE * SIZE_MULTIPLE
+        multiple = limits.size_multiple
+        width = width or init_size[0] // multiple * multiple
+        height = height or init_size[1] // multiple * multiple
     width, height = width or limits.default_width, height or limits.default_height
     _check_size("width", width, limits)
     _check_size("height", height, limits)

@@ -265,7 +265,10 @@ class ModelLoad(_message.Message):
     WAITED_SECONDS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     state: _builtins.str
-    """The model's registry state: "available" (waiting for room), "loading"."""
+    """"loading" while its engine loads; "waiting" while the load waits for
+    room under the replica's budget (a busy model drains first) or for an
+    unload of the same model to finish.
+    """
     waited_seconds: _builtins.float
     def __init__(
         self,
