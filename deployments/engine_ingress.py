@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -24,7 +25,7 @@ from typing import Any, ClassVar
 from grpc_health.v1 import health_pb2
 
 from deployments.engines.base import Engine, ModelStatus
-from deployments.errors import Unavailable
+from deployments.errors import InvalidArgument, Unavailable
 from deployments.health import health_response
 from deployments.ingress import current_deadline, unary_rpc
 from deployments.models_config import ModelsConfig, model_specs
@@ -41,6 +42,7 @@ DEADLINE_MARGIN_S = 0.5
 # wait has lasted the grace period.
 LOAD_REPORT_S = 5.0
 LOAD_REPORT_GRACE_S = 0.02
+ADAPTER_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class EngineIngress:
@@ -205,6 +207,26 @@ class EngineIngress:
         await self.registry.unload(request.model)
         return models_pb2.UnloadModelResponse(model=self._row(request.model))
 
+    @unary_rpc(models_pb2.LoadAdapterResponse)
+    async def LoadAdapter(
+        self, request: models_pb2.LoadAdapterRequest, request_id: str
+    ) -> models_pb2.LoadAdapterResponse:
+        await self._engine_ready()
+        seconds = await self.registry.load_adapter(
+            request.model, _adapter_name(request.name), request.path
+        )
+        return models_pb2.LoadAdapterResponse(
+            model=self._row(request.model), load_seconds=seconds
+        )
+
+    @unary_rpc(models_pb2.UnloadAdapterResponse)
+    async def UnloadAdapter(
+        self, request: models_pb2.UnloadAdapterRequest, request_id: str
+    ) -> models_pb2.UnloadAdapterResponse:
+        await self._engine_ready()
+        await self.registry.unload_adapter(request.model, request.name)
+        return models_pb2.UnloadAdapterResponse(model=self._row(request.model))
+
     def _row(self, model_id: str) -> models_pb2.ModelInfo:
         wanted = model_id or self.registry.default_id
         (row,) = [r for r in self.registry.statuses() if r[0].id == wanted]
@@ -234,6 +256,14 @@ class EngineIngress:
     def _ingress_stats(self) -> dict[str, str]:
         """Counters the deployment keeps beside the engine's (none by default)."""
         return {}
+
+
+def _adapter_name(name: str) -> str:
+    if not ADAPTER_NAME.fullmatch(name):
+        raise InvalidArgument(
+            field="name", value=name, allowed="1-64 of A-Z a-z 0-9 . _ -"
+        )
+    return name
 
 
 def model_info_message(

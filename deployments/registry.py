@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from deployments.engines.adapters import adapter_path
 from deployments.engines.base import Engine, ModelStatus
 from deployments.errors import MaestroError, NotFound, ResourceExhausted, Unavailable
 
@@ -62,6 +63,8 @@ class _Slot:
     pinned: bool = False
     loading: asyncio.Task[None] | None = None
     last_engine: Engine | None = None  # kept for status after an unload
+    # Adapters loaded at run time (name -> path): loaded again with the model.
+    adapters: dict[str, str] = field(default_factory=dict)
     idle: asyncio.Event = field(default_factory=asyncio.Event)
     # Loads and unloads of one model never overlap (two copies in memory).
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -184,6 +187,33 @@ class ModelRegistry:
             await asyncio.shield(slot.loading)
         await self._unload(slot)
 
+    async def load_adapter(self, model_id: str, name: str, path: str) -> float:
+        """Load an adapter into a model (loading the model if need be) and
+        keep it across unloads; returns the adapter's load seconds."""
+        slot = self._slot(model_id)
+        real = adapter_path(path, slot.spec.config.adapter_dirs)
+        await self._ensure_loaded(slot)
+        async with slot.lock:  # not while the model unloads
+            engine = slot.engine
+            if engine is None:
+                raise Unavailable(f"model {slot.spec.id!r} was unloaded; retry")
+            began = time.monotonic()
+            await engine.load_adapter(name, real)
+            slot.adapters[name] = real
+        logger.info("adapter %s of %s loaded from %s", name, slot.spec.id, real)
+        return time.monotonic() - began
+
+    async def unload_adapter(self, model_id: str, name: str) -> None:
+        """Remove a run-time adapter (requests using it finish first)."""
+        slot = self._slot(model_id)
+        async with slot.lock:
+            if slot.engine is not None and name in slot.engine.adapters:
+                await slot.engine.unload_adapter(name)
+            elif name not in slot.adapters:
+                available = slot.engine.adapters if slot.engine else slot.adapters
+                raise NotFound(what="adapter", name=name, available=list(available))
+            slot.adapters.pop(name, None)
+
     def statuses(self) -> list[tuple[ModelSpec, ModelState, dict[str, str], Any]]:
         """Every registered model: spec, state, registry stats, engine status."""
         rows = []
@@ -250,6 +280,8 @@ class ModelRegistry:
             began = time.monotonic()
             engine = self._make(slot.spec.config)
             await engine.start()
+            for name, path in slot.adapters.items():  # loaded at run time
+                await engine.load_adapter(name, path)
             slot.engine, slot.state = engine, ModelState.LOADED
             slot.last_engine = engine
             slot.load_seconds = time.monotonic() - began

@@ -29,6 +29,7 @@ SEED = 1234
 MAX_CONTEXT = 2048
 VOCAB_SIZE = 512
 SPECIAL_TOKENS = ("<s>", "</s>", "<pad>")  # ids 0, 1, 2 in this order
+DEMO_LORA = "demo-lora"  # the Qwen2 model's LoRA, under its loras/
 
 # Llama-2 flavoured template; the eos token closes every turn so that generation
 # stops by itself at the end of the assistant's answer.
@@ -165,6 +166,44 @@ def _write_text_model(tmp: Path, architecture: str = "llama") -> None:
         if bar_was_on:
             hf_logging.enable_progress_bar()
     GenerationConfig(**ids).save_pretrained(tmp)
+    if architecture == "qwen2":
+        _write_text_lora(tmp / "loras" / DEMO_LORA, config, "maestro-demo-qwen2")
+
+
+def _write_text_lora(out: Path, config: Any, base: str, rank: int = 8) -> None:
+    """A PEFT-format LoRA on q_proj/v_proj (what vLLM's runtime loading reads):
+    random but non-zero B, so the adapter visibly changes greedy outputs."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    head_dim = config.hidden_size // config.num_attention_heads
+    out_features = {
+        "q_proj": config.num_attention_heads * head_dim,
+        "v_proj": config.num_key_value_heads * head_dim,
+    }
+    tensors = {}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(SEED + 1)
+        for layer in range(config.num_hidden_layers):
+            for name, features in out_features.items():
+                key = f"base_model.model.model.layers.{layer}.self_attn.{name}"
+                a = torch.randn(rank, config.hidden_size) / config.hidden_size**0.5
+                tensors[f"{key}.lora_A.weight"] = a
+                tensors[f"{key}.lora_B.weight"] = torch.randn(features, rank)
+    out.mkdir(parents=True)
+    save_file(tensors, out / "adapter_model.safetensors")
+    adapter = {
+        "peft_type": "LORA",
+        "base_model_name_or_path": base,
+        "r": rank,
+        "lora_alpha": 2 * rank,
+        "target_modules": sorted(out_features),
+        "bias": "none",
+        "task_type": "CAUSAL_LM",
+    }
+    (out / "adapter_config.json").write_text(json.dumps(adapter, indent=2) + "\n")
 
 
 def build_text_model(
@@ -191,8 +230,8 @@ def build_text_model(
         _write_text_model(tmp, architecture)
         # mkdtemp and safetensors create owner-only modes; make it readable.
         tmp.chmod(0o755)
-        for path in tmp.iterdir():
-            path.chmod(0o644)
+        for path in tmp.rglob("*"):
+            path.chmod(0o755 if path.is_dir() else 0o644)
         (tmp / MARKER).write_text(tree_hash(tmp) + "\n")
         if out_dir.exists():
             shutil.rmtree(out_dir)

@@ -48,7 +48,7 @@ BUDGETS = {
 # Concurrency has no refill time; a client backs off this long and retries.
 CONCURRENCY_RETRY_S = 1.0
 # Admin RPCs (model management, cache) need the explicit `admin` scope.
-ADMIN_RPCS = frozenset({"LoadModel", "UnloadModel"})
+ADMIN_RPCS = frozenset({"LoadModel", "UnloadModel", "LoadAdapter", "UnloadAdapter"})
 
 
 @dataclass

@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployments.errors import NotFound
+from deployments.errors import InvalidArgument, NotFound
 
 __all__ = [
     "Engine",
@@ -47,6 +47,11 @@ class EngineConfig(BaseModel):
     model: str = Field(description="Local path or hub id of the checkpoint.")
     model_id: str | None = Field(
         None, description="Id clients use in `model`; defaults to the folder name."
+    )
+    adapter_dirs: tuple[str, ...] = Field(
+        (),
+        description="Folders LoadAdapter may read run-time adapters (LoRA) "
+        "from; relative ones are the project's. Empty: no run-time adapters.",
     )
 
     @property
@@ -132,6 +137,23 @@ class Engine(abc.ABC):
     def limits_info(self) -> dict[str, str]:
         """Request limits as ListModels reports them (empty until started)."""
         return {}
+
+    @property
+    def adapters(self) -> tuple[str, ...]:
+        """Adapters requests may select (loaded at start or at run time)."""
+        return ()
+
+    async def load_adapter(self, name: str, path: str) -> None:
+        """Load an adapter at run time (`path` is already checked)."""
+        raise InvalidArgument(
+            field="model",
+            value=self.served_id,
+            allowed="a model whose engine takes run-time adapters",
+        )
+
+    async def unload_adapter(self, name: str) -> None:
+        """Remove a run-time adapter once requests using it finished."""
+        raise NotFound(what="adapter", name=name, available=list(self.adapters))
 
     def stats(self) -> dict[str, str]:
         """Live counters for ListModels."""

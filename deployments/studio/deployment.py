@@ -103,6 +103,18 @@ class StudioDeployment:
     ) -> models_pb2.UnloadModelResponse:
         raise _no_models()
 
+    @unary_rpc(models_pb2.LoadAdapterResponse)
+    async def LoadAdapter(
+        self, request: models_pb2.LoadAdapterRequest, request_id: str
+    ) -> models_pb2.LoadAdapterResponse:
+        raise _no_models()
+
+    @unary_rpc(models_pb2.UnloadAdapterResponse)
+    async def UnloadAdapter(
+        self, request: models_pb2.UnloadAdapterRequest, request_id: str
+    ) -> models_pb2.UnloadAdapterResponse:
+        raise _no_models()
+
     @unary_rpc(models_pb2.ListModelsResponse)
     async def ListModels(
         self, request: models_pb2.ListModelsRequest, request_id: str

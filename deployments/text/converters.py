@@ -38,6 +38,7 @@ def to_engine_request(
         regex=msg.regex,
         choices=tuple(msg.choices),
         request_id=request_id,
+        adapter=msg.adapter,
     )
 
 

@@ -261,8 +261,38 @@ def test_switching_to_the_second_llm_and_back(client: MaestroClient) -> None:
     rows = {m.id: m for m in client.list_models(["text"])}
     assert rows[QWEN].stats["state"] == "loaded"
     assert rows["maestro-demo-llm"].stats["state"] == "available"
+    _adapter_loaded_at_run_time_is_used_by_the_next_request(client)
     # Back to the default: a unary call waits for the switch the same way.
     reply = client.generate_text("hello", max_tokens=4, timeout=240)
     assert reply.model == "maestro-demo-llm" and reply.usage.completion_tokens == 4
     rows = {m.id: m for m in client.list_models(["text"])}
     assert rows[QWEN].stats["state"] == "available"
+
+
+def _adapter_loaded_at_run_time_is_used_by_the_next_request(
+    client: MaestroClient,
+) -> None:
+    greedy = {"model": QWEN, "max_tokens": 12, "temperature": 0.0}
+    base = client.generate_text("the quick fox", **greedy)
+    with pytest.raises(MaestroRpcError) as unknown:
+        client.generate_text("the quick fox", adapter="demo-lora", **greedy)
+    assert unknown.value.code == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(MaestroRpcError) as outside:  # not under adapter_dirs
+        client.load_adapter(QWEN, "x", "models/demo/text")
+    assert outside.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "text-qwen2/loras" in outside.value.details
+    reply = client.load_adapter(
+        QWEN, "demo-lora", "models/demo/text-qwen2/loras/demo-lora"
+    )
+    assert 0 < reply.load_seconds and reply.model.limits["adapters"] == "demo-lora"
+    tuned = client.generate_text("the quick fox", adapter="demo-lora", **greedy)
+    assert tuned.text != base.text  # the adapter's weights changed the output
+    again = client.generate_text("the quick fox", adapter="demo-lora", **greedy)
+    assert again.text == tuned.text
+    streamed = client.stream_text("the quick fox", adapter="demo-lora", **greedy)
+    assert "".join(m.text for m in streamed) == tuned.text
+    info = client.unload_adapter(QWEN, "demo-lora")
+    assert info.limits["adapters"] == ""
+    with pytest.raises(MaestroRpcError) as gone:
+        client.generate_text("the quick fox", adapter="demo-lora", **greedy)
+    assert gone.value.code == grpc.StatusCode.NOT_FOUND

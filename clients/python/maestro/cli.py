@@ -41,6 +41,7 @@ def _text(client: MaestroClient, args: argparse.Namespace) -> int:
         "choices": args.choice or None,
         "json_schema": Path(args.json_schema).read_text() if args.json_schema else None,
         "model": args.model,
+        "adapter": args.adapter,
     }
     messages = [{"role": "system", "content": args.system}] if args.system else []
     prompt: str | None = args.prompt
@@ -78,6 +79,19 @@ def _models(client: MaestroClient, args: argparse.Namespace) -> int:
         else:
             info = client.unload_model(args.model, family=args.family)
         print(f"{info.id}: {info.stats.get('state', '')} ({info.status_message})")
+        return 0
+    if action == "load-adapter":
+        reply = client.load_adapter(
+            args.model, args.name, args.path, family=args.family
+        )
+        print(
+            f"{reply.model.id}: adapter {args.name} loaded in "
+            f"{reply.load_seconds * 1000:.0f} ms"
+        )
+        return 0
+    if action == "unload-adapter":
+        info = client.unload_adapter(args.model, args.name, family=args.family)
+        print(f"{info.id}: adapter {args.name} unloaded")
         return 0
     models = client.list_models()
     if args.json:
@@ -163,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     text.add_argument("--regex", help="constrain to a regular expression")
     text.add_argument("--choice", action="append", help="allowed output (repeatable)")
     text.add_argument("--model", help="model id (default: the served one)")
+    text.add_argument("--adapter", help="one of the model's LoRA adapters")
     text.add_argument("--no-stream", action="store_true", help="unary GenerateText")
     text.set_defaults(run=_text)
 
@@ -186,6 +201,16 @@ def build_parser() -> argparse.ArgumentParser:
         action.add_argument("--family", help="its family (default: found by id)")
         if name == "load":
             action.add_argument("--pin", action="store_true", help="never evict")
+    for name, what in (
+        ("load-adapter", "add a LoRA adapter to"),
+        ("unload-adapter", "remove a LoRA adapter from"),
+    ):
+        action = actions.add_parser(name, help=f"{what} a model at run time")
+        action.add_argument("model", help="model id (see `maestro models`)")
+        action.add_argument("name", help="the name requests select it by")
+        if name == "load-adapter":
+            action.add_argument("path", help="folder under the model's adapter_dirs")
+        action.add_argument("--family", help="its family (default: found by id)")
 
     health = sub.add_parser("health", help="health of each application")
     health.add_argument("families", nargs="*", help=f"default: {' '.join(FAMILIES)}")

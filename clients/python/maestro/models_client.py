@@ -1,4 +1,5 @@
-"""Model management (API key scope `admin`): load, pin and unload models.
+"""Model management (API key scope `admin`): load, pin and unload models,
+and add or remove their LoRA adapters at run time.
 
 A model id belongs to one family; the family is found from ListModels unless
 given. Loading waits for the load (bounded by the call's timeout); unloading
@@ -61,6 +62,31 @@ class ModelAdminMethods:
         request = models_pb2.UnloadModelRequest(model=model)
         return self._admin("UnloadModel", request, model, family, timeout).model
 
+    def load_adapter(
+        self,
+        model: str,
+        name: str,
+        path: str,
+        *,
+        family: str | None = None,
+        timeout: float | None = None,
+    ) -> models_pb2.LoadAdapterResponse:
+        """Add a LoRA adapter (a folder under the model's adapter_dirs)."""
+        request = models_pb2.LoadAdapterRequest(model=model, name=name, path=path)
+        return self._admin("LoadAdapter", request, model, family, timeout)
+
+    def unload_adapter(
+        self,
+        model: str,
+        name: str,
+        *,
+        family: str | None = None,
+        timeout: float | None = None,
+    ) -> models_pb2.ModelInfo:
+        """Remove an adapter once the requests using it finished."""
+        request = models_pb2.UnloadAdapterRequest(model=model, name=name)
+        return self._admin("UnloadAdapter", request, model, family, timeout).model
+
     def _admin(
         self, rpc: str, request: Any, model: str, family: str | None, timeout: Any
     ) -> Any:
@@ -99,6 +125,32 @@ class AsyncModelAdminMethods:
         """Unload a model once its requests drained (and unpin it)."""
         request = models_pb2.UnloadModelRequest(model=model)
         reply = await self._admin("UnloadModel", request, model, family, timeout)
+        return reply.model
+
+    async def load_adapter(
+        self,
+        model: str,
+        name: str,
+        path: str,
+        *,
+        family: str | None = None,
+        timeout: float | None = None,
+    ) -> models_pb2.LoadAdapterResponse:
+        """Add a LoRA adapter (a folder under the model's adapter_dirs)."""
+        request = models_pb2.LoadAdapterRequest(model=model, name=name, path=path)
+        return await self._admin("LoadAdapter", request, model, family, timeout)
+
+    async def unload_adapter(
+        self,
+        model: str,
+        name: str,
+        *,
+        family: str | None = None,
+        timeout: float | None = None,
+    ) -> models_pb2.ModelInfo:
+        """Remove an adapter once the requests using it finished."""
+        request = models_pb2.UnloadAdapterRequest(model=model, name=name)
+        reply = await self._admin("UnloadAdapter", request, model, family, timeout)
         return reply.model
 
     async def _admin(

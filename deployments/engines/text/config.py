@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from deployments.engines.adapters import AdapterConfig
 from deployments.engines.base import EngineConfig
 
 __all__ = ["TextEngineConfig"]
@@ -42,3 +43,21 @@ class TextEngineConfig(EngineConfig):
     default_max_tokens: int = Field(
         256, ge=1, description="max_tokens when a request leaves it unset."
     )
+    max_loras: int = Field(
+        0,
+        ge=0,
+        description="LoRA adapters one engine step may mix (vLLM's max_loras); "
+        "0 turns LoRA off. On CPU, LoRA also turns vLLM's torch.compile off.",
+    )
+    max_lora_rank: Literal[1, 8, 16, 32, 64, 128, 256] = Field(
+        16, description="Largest adapter rank the engine accepts."
+    )
+    loras: tuple[AdapterConfig, ...] = Field(
+        (), description="Adapters loaded at start (needs max_loras >= 1)."
+    )
+
+    @model_validator(mode="after")
+    def _loras_need_slots(self) -> TextEngineConfig:
+        if self.loras and not self.max_loras:
+            raise ValueError("loras need max_loras >= 1 (LoRA is off at 0)")
+        return self

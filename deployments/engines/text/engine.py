@@ -16,6 +16,7 @@ from contextlib import aclosing
 from typing import Any
 
 from deployments.engines.base import Engine, resolve_device
+from deployments.engines.text.adapters import LoraSet
 from deployments.engines.text.config import TextEngineConfig
 from deployments.engines.text.types import (
     TextDelta,
@@ -48,6 +49,7 @@ class TextEngine(Engine):
         self._watcher: asyncio.Task[None] | None = None
         self._dead = asyncio.Event()  # set once vLLM's engine core died
         self.limits: TextLimits | None = None
+        self._loras = LoraSet()
 
     @property
     def ready(self) -> bool:
@@ -67,6 +69,28 @@ class TextEngine(Engine):
         """
         await asyncio.to_thread(self._start_blocking)
         self._watcher = asyncio.create_task(self._watch_engine_core())
+        for lora in self.config.loras:
+            await self._loras.add(self._llm, lora.name, lora.path)
+
+    @property
+    def adapters(self) -> tuple[str, ...]:
+        return self._loras.names
+
+    async def load_adapter(self, name: str, path: str) -> None:
+        if not self.config.max_loras:
+            raise InvalidArgument(
+                field="model",
+                value=self.served_id,
+                allowed="a text model configured with max_loras >= 1",
+            )
+        if self._llm is None:
+            raise Unavailable(f"text engine not ready: {self.status_message}")
+        await self._loras.add(self._llm, name, path)
+
+    async def unload_adapter(self, name: str) -> None:
+        if self._llm is None:
+            raise Unavailable(f"text engine not ready: {self.status_message}")
+        await self._loras.remove(self._llm, name)
 
     async def _watch_engine_core(self) -> None:
         """Fail in-flight requests at once when vLLM's engine core dies.
@@ -111,6 +135,7 @@ class TextEngine(Engine):
             gpu_memory_utilization=c.gpu_memory_utilization,
             enforce_eager=c.enforce_eager,
             seed=c.seed,
+            **_lora_args(c),
             # Whitespace between JSON tokens is legal but, on a random-weight
             # model, it is most of what gets generated.
             structured_outputs_config={
@@ -149,6 +174,7 @@ class TextEngine(Engine):
         if limits is None:
             return {}
         return {
+            "adapters": ", ".join(self._loras.names),
             "max_model_len": str(limits.max_model_len),
             "default_max_tokens": str(limits.default_max_tokens),
             "max_stop_strings": str(limits.max_stop_strings),
@@ -191,25 +217,31 @@ class TextEngine(Engine):
         from vllm.v1.engine.exceptions import EngineDeadError
 
         completion_tokens = 0
-        outputs = self._until_engine_death(
-            self._llm.generate({"prompt_token_ids": prompt_ids}, params, request_id)
-        )
         try:
             # aclosing: a consumer that stops early must abort the request now,
             # not whenever the generator is garbage collected.
-            async with aclosing(outputs):
-                async for out in outputs:
-                    choice = out.outputs[0]
-                    completion_tokens += len(choice.token_ids)
-                    yield TextDelta(
-                        text=choice.text,
-                        prompt_tokens=len(prompt_ids),
-                        completion_tokens=completion_tokens,
-                        finish_reason=_FINISH.get(choice.finish_reason)
-                        if out.finished
-                        else None,
-                        queue_seconds=_queue_seconds(out) if out.finished else None,
+            with self._loras.use(request.adapter) as lora:
+                outputs = self._until_engine_death(
+                    self._llm.generate(
+                        {"prompt_token_ids": prompt_ids},
+                        params,
+                        request_id,
+                        lora_request=lora,
                     )
+                )
+                async with aclosing(outputs):
+                    async for out in outputs:
+                        choice = out.outputs[0]
+                        completion_tokens += len(choice.token_ids)
+                        yield TextDelta(
+                            text=choice.text,
+                            prompt_tokens=len(prompt_ids),
+                            completion_tokens=completion_tokens,
+                            finish_reason=_FINISH.get(choice.finish_reason)
+                            if out.finished
+                            else None,
+                            queue_seconds=_queue_seconds(out) if out.finished else None,
+                        )
         except EngineDeadError:
             raise Unavailable(f"text engine not ready: {self.status_message}") from None
         except VLLMValidationError as exc:
@@ -323,6 +355,18 @@ class TextEngine(Engine):
             output_kind=RequestOutputKind.DELTA,
             **{k: v for k, v in optional.items() if v is not None},
         )
+
+
+def _lora_args(c: TextEngineConfig) -> dict[str, Any]:
+    """vLLM's LoRA engine arguments (none when LoRA is off)."""
+    if not c.max_loras:
+        return {}
+    return {
+        "enable_lora": True,
+        "max_loras": c.max_loras,
+        "max_lora_rank": c.max_lora_rank,
+        "max_cpu_loras": c.max_loras,
+    }
 
 
 def _queue_seconds(out: Any) -> float | None:

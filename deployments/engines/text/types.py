@@ -43,6 +43,7 @@ class TextRequest:
     regex: str = ""
     choices: tuple[str, ...] = ()
     request_id: str = ""
+    adapter: str = ""  # a LoRA adapter's name; empty: the base model
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,16 @@ class ModelServiceStub:
                 request_serializer=maestro_dot_v1_dot_models__pb2.UnloadModelRequest.SerializeToString,
                 response_deserializer=maestro_dot_v1_dot_models__pb2.UnloadModelResponse.FromString,
                 _registered_method=True)
+        self.LoadAdapter = channel.unary_unary(
+                '/maestro.v1.ModelService/LoadAdapter',
+                request_serializer=maestro_dot_v1_dot_models__pb2.LoadAdapterRequest.SerializeToString,
+                response_deserializer=maestro_dot_v1_dot_models__pb2.LoadAdapterResponse.FromString,
+                _registered_method=True)
+        self.UnloadAdapter = channel.unary_unary(
+                '/maestro.v1.ModelService/UnloadAdapter',
+                request_serializer=maestro_dot_v1_dot_models__pb2.UnloadAdapterRequest.SerializeToString,
+                response_deserializer=maestro_dot_v1_dot_models__pb2.UnloadAdapterResponse.FromString,
+                _registered_method=True)
 
 
 class ModelServiceServicer:
@@ -78,6 +88,22 @@ class ModelServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LoadAdapter(self, request, context):
+        """Admin: add a LoRA adapter to a model at run time (loading the model if
+        need be; kept across its unloads), or remove one once the requests
+        using it have finished. Requests select it by name (text `adapter`,
+        image `loras`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnloadAdapter(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -95,6 +121,16 @@ def add_ModelServiceServicer_to_server(servicer, server):
                     servicer.UnloadModel,
                     request_deserializer=maestro_dot_v1_dot_models__pb2.UnloadModelRequest.FromString,
                     response_serializer=maestro_dot_v1_dot_models__pb2.UnloadModelResponse.SerializeToString,
+            ),
+            'LoadAdapter': grpc.unary_unary_rpc_method_handler(
+                    servicer.LoadAdapter,
+                    request_deserializer=maestro_dot_v1_dot_models__pb2.LoadAdapterRequest.FromString,
+                    response_serializer=maestro_dot_v1_dot_models__pb2.LoadAdapterResponse.SerializeToString,
+            ),
+            'UnloadAdapter': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnloadAdapter,
+                    request_deserializer=maestro_dot_v1_dot_models__pb2.UnloadAdapterRequest.FromString,
+                    response_serializer=maestro_dot_v1_dot_models__pb2.UnloadAdapterResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -180,6 +216,60 @@ class ModelService:
             '/maestro.v1.ModelService/UnloadModel',
             maestro_dot_v1_dot_models__pb2.UnloadModelRequest.SerializeToString,
             maestro_dot_v1_dot_models__pb2.UnloadModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LoadAdapter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/maestro.v1.ModelService/LoadAdapter',
+            maestro_dot_v1_dot_models__pb2.LoadAdapterRequest.SerializeToString,
+            maestro_dot_v1_dot_models__pb2.LoadAdapterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnloadAdapter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/maestro.v1.ModelService/UnloadAdapter',
+            maestro_dot_v1_dot_models__pb2.UnloadAdapterRequest.SerializeToString,
+            maestro_dot_v1_dot_models__pb2.UnloadAdapterResponse.FromString,
             options,
             channel_credentials,
             insecure,

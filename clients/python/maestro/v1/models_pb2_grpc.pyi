@@ -41,6 +41,13 @@ class ModelServiceStub:
     pinned against eviction; unload one once its requests have drained.
     """
     UnloadModel: _grpc.UnaryUnaryMultiCallable[_models_pb2.UnloadModelRequest, _models_pb2.UnloadModelResponse]
+    LoadAdapter: _grpc.UnaryUnaryMultiCallable[_models_pb2.LoadAdapterRequest, _models_pb2.LoadAdapterResponse]
+    """Admin: add a LoRA adapter to a model at run time (loading the model if
+    need be; kept across its unloads), or remove one once the requests
+    using it have finished. Requests select it by name (text `adapter`,
+    image `loras`).
+    """
+    UnloadAdapter: _grpc.UnaryUnaryMultiCallable[_models_pb2.UnloadAdapterRequest, _models_pb2.UnloadAdapterResponse]
 
 @_typing.type_check_only
 class ModelServiceAsyncStub(ModelServiceStub):
@@ -55,6 +62,13 @@ class ModelServiceAsyncStub(ModelServiceStub):
     pinned against eviction; unload one once its requests have drained.
     """
     UnloadModel: _aio.UnaryUnaryMultiCallable[_models_pb2.UnloadModelRequest, _models_pb2.UnloadModelResponse]  # type: ignore[assignment]
+    LoadAdapter: _aio.UnaryUnaryMultiCallable[_models_pb2.LoadAdapterRequest, _models_pb2.LoadAdapterResponse]  # type: ignore[assignment]
+    """Admin: add a LoRA adapter to a model at run time (loading the model if
+    need be; kept across its unloads), or remove one once the requests
+    using it have finished. Requests select it by name (text `adapter`,
+    image `loras`).
+    """
+    UnloadAdapter: _aio.UnaryUnaryMultiCallable[_models_pb2.UnloadAdapterRequest, _models_pb2.UnloadAdapterResponse]  # type: ignore[assignment]
 
 class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
     """Answered by every application for its own family (send metadata
@@ -84,5 +98,24 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _models_pb2.UnloadModelRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_models_pb2.UnloadModelResponse, _abc.Awaitable[_models_pb2.UnloadModelResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def LoadAdapter(
+        self,
+        request: _models_pb2.LoadAdapterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_models_pb2.LoadAdapterResponse, _abc.Awaitable[_models_pb2.LoadAdapterResponse]]:
+        """Admin: add a LoRA adapter to a model at run time (loading the model if
+        need be; kept across its unloads), or remove one once the requests
+        using it have finished. Requests select it by name (text `adapter`,
+        image `loras`).
+        """
+
+    @_abc_1.abstractmethod
+    def UnloadAdapter(
+        self,
+        request: _models_pb2.UnloadAdapterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_models_pb2.UnloadAdapterResponse, _abc.Awaitable[_models_pb2.UnloadAdapterResponse]]: ...
 
 def add_ModelServiceServicer_to_server(servicer: ModelServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,51 @@
+"""Adapters (LoRA) loaded at run time: where they may come from.
+
+An admin's `LoadAdapter` names a folder on the replica's filesystem. Only
+folders under one of the model's `adapter_dirs` are read, so an API key with
+the `admin` scope still cannot make a replica open an arbitrary path.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from deployments import resolve_project_path
+from deployments.errors import InvalidArgument, NotFound
+
+__all__ = ["AdapterConfig", "adapter_path"]
+
+
+class AdapterConfig(BaseModel):
+    """An adapter loaded with its model; requests select it by `name`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, description="Name requests select it by.")
+    path: str = Field(description="Folder (or file) holding the adapter weights.")
+
+
+def adapter_path(path: str, adapter_dirs: Sequence[str]) -> str:
+    """The real path of a run-time adapter; it must lie in one of
+    `adapter_dirs` (relative ones are the project's) and exist."""
+    if not adapter_dirs:
+        raise InvalidArgument(
+            field="path",
+            value=path,
+            allowed="nothing: this model's adapter_dirs is empty (no run-time "
+            "adapters)",
+        )
+    roots = [os.path.realpath(resolve_project_path(d)) for d in adapter_dirs]
+    real = os.path.realpath(resolve_project_path(path))
+    if not any(real.startswith(root + os.sep) for root in roots):
+        raise InvalidArgument(
+            field="path", value=path, allowed=f"a folder under {', '.join(roots)}"
+        )
+    if not os.path.exists(real):
+        names = sorted(
+            n for root in roots if os.path.isdir(root) for n in os.listdir(root)
+        )
+        raise NotFound(what="adapter folder", name=path, available=names)
+    return real
