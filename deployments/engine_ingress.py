@@ -31,6 +31,7 @@ from deployments.ingress import current_deadline, unary_rpc
 from deployments.models_config import ModelsConfig, model_specs
 from deployments.placement import replica_placement
 from deployments.registry import ModelRegistry, ModelState
+from deployments.routing import report_models
 from maestro.v1 import models_pb2
 
 __all__ = ["EngineIngress"]
@@ -69,6 +70,7 @@ class EngineIngress:
             make_engine,
             max_loaded_models=config.max_loaded_models,
         )
+        self.registry.on_change.append(report_models)
         self._starting = asyncio.create_task(self._preload())
 
     async def _preload(self) -> None:

@@ -45,6 +45,10 @@ __all__ = [
 # cores that is the difference between 0.6x and ~1x vLLM's own server.
 RAY_SERVE_ENV = {
     envs.RAY_SERVE_ENABLE_HA_PROXY.name: str(envs.RAY_SERVE_ENABLE_HA_PROXY.default),
+    # Calls naming a model go to the replica that holds it (deployments.routing).
+    envs.RAY_SERVE_HAPROXY_BALANCE_ALGORITHM.name: str(
+        envs.RAY_SERVE_HAPROXY_BALANCE_ALGORITHM.default
+    ),
     # Maestro's request size limit (Ray's default accepts 2 GiB messages).
     envs.RAY_SERVE_GRPC_MAX_MESSAGE_SIZE.name: str(
         envs.RAY_SERVE_GRPC_MAX_MESSAGE_SIZE.default

@@ -93,7 +93,8 @@ class ModelRegistry:
         self._make = make_engine
         self.max_loaded = max_loaded_models
         self._room = asyncio.Condition()  # a slot became idle or unloaded
-        self.on_loaded: list[Callable[[str, Engine], None]] = []
+        # Called with the ids of the models loaded or loading, on every change.
+        self.on_change: list[Callable[[list[str]], None]] = []
         for slot in self._slots.values():
             slot.idle.set()
 
@@ -269,6 +270,13 @@ class ModelRegistry:
                 return
             await self._load_locked(slot)
 
+    def _changed(self) -> None:
+        held = [
+            s.spec.id for s in self._loaded() if s.state is not ModelState.UNLOADING
+        ]
+        for hook in self.on_change:
+            hook(held)
+
     async def _load_locked(self, slot: _Slot) -> None:
         try:
             await self._make_room(slot)  # no room: the caller hears why
@@ -277,6 +285,7 @@ class ModelRegistry:
             raise
         try:
             slot.state, slot.error = ModelState.LOADING, ""
+            self._changed()
             began = time.monotonic()
             engine = self._make(slot.spec.config)
             await engine.start()
@@ -287,8 +296,6 @@ class ModelRegistry:
             slot.load_seconds = time.monotonic() - began
             slot.last_used = time.monotonic()
             logger.info("model %s loaded in %.2f s", slot.spec.id, slot.load_seconds)
-            for hook in self.on_loaded:
-                hook(slot.spec.id, engine)
         except Exception as exc:
             slot.state = ModelState.FAILED
             slot.error = f"{type(exc).__name__}: {exc}"
@@ -296,6 +303,7 @@ class ModelRegistry:
             raise
         finally:
             slot.loading = None
+            self._changed()
 
     def _loaded(self) -> list[_Slot]:
         return [
@@ -342,6 +350,7 @@ class ModelRegistry:
                 slot.state = ModelState.AVAILABLE
             return
         slot.state = ModelState.UNLOADING
+        self._changed()  # route no more calls for it here
         await slot.idle.wait()  # requests in flight finish first
         engine, slot.engine = slot.engine, None
         try:

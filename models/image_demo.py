@@ -166,7 +166,7 @@ def _save_demo_lora(pipe: Any, out: Path) -> None:
     StableDiffusionPipeline.save_lora_weights(
         out,
         unet_lora_layers=get_peft_model_state_dict(pipe.unet, adapter_name=DEMO_LORA),
-        unet_lora_adapter_metadata=config.to_dict(),
+        unet_lora_adapter_metadata=_sorted_sets(config.to_dict()),
         safe_serialization=True,
     )
 
@@ -187,6 +187,12 @@ def _seeded_quiet_save() -> Iterator[None]:
         finally:
             enable_progress_bars()
             diffusers_logging.set_verbosity(verbosity)
+
+
+def _sorted_sets(metadata: dict[str, Any]) -> dict[str, Any]:
+    """peft keeps `target_modules` as a set: its order follows the process's
+    string hash seed, so sort it to keep the LoRA's bytes the same per build."""
+    return {k: sorted(v) if isinstance(v, set) else v for k, v in metadata.items()}
 
 
 def _write_image_model(tmp: Path) -> None:

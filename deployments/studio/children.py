@@ -63,10 +63,13 @@ async def call_child(
     """`await handle.<method>.remote(request)`, cancelled with its awaiter.
 
     The call carries the API key name of the Compose it serves, so the
-    family charges its budgets to that key (the key was checked here).
+    family charges its budgets to that key (the key was checked here), and
+    goes to a replica holding the model it names (`deployments.routing`).
     """
     caller = current_caller()
     extra = {"maestro_caller": caller} if caller else {}
+    if getattr(request, "model", ""):  # to a replica that holds it (routing)
+        handle = handle.options(multiplexed_model_id=request.model)
     response = getattr(handle, method).remote(request, **extra)
     inflight.add(response)
     try:

@@ -11,10 +11,11 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -45,8 +46,12 @@ class ServeRun:
         return self.log.read_text()[-chars:]
 
 
-def _write_config(workdir: Path) -> tuple[Path, int, int]:
+def _write_config(
+    workdir: Path, edit: Callable[[dict[str, Any]], None] | None = None
+) -> tuple[Path, int, int]:
     config = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
+    if edit is not None:
+        edit(config)
     grpc_port, http_port = launch.free_port(), launch.free_port()
     config["grpc_options"]["port"] = grpc_port
     config["http_options"]["port"] = http_port
@@ -102,9 +107,11 @@ def serve_run(
     *,
     families: Iterable[str] = ("text",),
     startup_s: float = STARTUP_S,
+    edit: Callable[[dict[str, Any]], None] | None = None,
 ) -> Iterator[ServeRun]:
-    """The stack of serve_config.yaml, run in `workdir`, once `families` serve."""
-    config, grpc_port, http_port = _write_config(workdir)
+    """The stack of serve_config.yaml (changed by `edit`, when given), run in
+    `workdir`, once `families` serve."""
+    config, grpc_port, http_port = _write_config(workdir, edit)
     env = launch.side_by_side_environment()
     log = workdir / "serve.log"
     with log.open("w") as out:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from dataclasses import replace
 
 import grpc
 import numpy as np
@@ -111,6 +112,42 @@ def test_defaults_are_filled_in() -> None:
 def test_img2img_keeps_the_init_size_rounded_to_8() -> None:
     r = resolve(_req(init_image=b"x"), LIMITS, init_size=(133, 90))
     assert (r.width, r.height, r.strength) == (128, 88, 0.75)
+
+
+# A transformer (DiT) model: sizes in patches of vae scale x patch (16), its
+# own flow-match scheduler, and no image-to-image pipeline.
+DIT_LIMITS = replace(
+    LIMITS,
+    size_multiple=16,
+    schedulers=("flow_match_euler",),
+    default_scheduler="flow_match_euler",
+    image_to_image=False,
+)
+
+
+@pytest.mark.parametrize(
+    ("request_", "field", "allowed"),
+    [
+        (_req(width=72), "width", "a multiple of 16 in 64..512"),
+        (_req(scheduler="euler"), "scheduler", "flow_match_euler"),
+        (_req(init_image=b"x"), "init_image", "text-to-image only"),
+    ],
+)
+def test_limits_per_model_are_what_is_checked(
+    request_: ImageRequest, field: str, allowed: str
+) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        resolve(request_, DIT_LIMITS)
+    assert info.value.field == field and allowed in str(info.value)
+    assert to_status(info.value)[0] == grpc.StatusCode.INVALID_ARGUMENT
+    r = resolve(_req(width=80), DIT_LIMITS)
+    assert (r.width, r.height, r.scheduler) == (80, 64, "flow_match_euler")
+
+
+def test_img2img_rounds_the_init_size_to_the_models_multiple() -> None:
+    limits = replace(LIMITS, size_multiple=16)
+    r = resolve(_req(init_image=b"x"), limits, init_size=(133, 90))
+    assert (r.width, r.height) == (128, 80)
 
 
 @pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])

@@ -13,7 +13,7 @@ import secrets
 from pathlib import Path
 
 from maestro import envs
-from maestro.routing import route
+from maestro.routing import MODEL_HEADER, route
 
 __all__ = [
     "AUTH_HEADER",
@@ -65,7 +65,11 @@ class CallMetadata:
     api_key: str | None = None
 
     def _metadata(
-        self, family: str, timeout: float | None = None
+        self, family: str, timeout: float | None = None, model: str = ""
     ) -> tuple[tuple[str, str], ...]:
+        """Routing (`application`; `multiplexed_model_id` when the call names
+        a model, so it goes to the replica holding it), key and deadline."""
         extra = () if timeout is None else ((TIMEOUT_HEADER, str(int(timeout * 1000))),)
+        if model:
+            extra += ((MODEL_HEADER, model),)
         return route(family) + auth_metadata(self.api_key) + extra

@@ -123,7 +123,9 @@ class MaestroClient(
         try:
             return call_with_retry(
                 lambda t: self._text.GenerateText(
-                    request, timeout=t, metadata=self._metadata("text", t)
+                    request,
+                    timeout=t,
+                    metadata=self._metadata("text", t, request.model),
                 ),
                 seeded_policy(self, request),
                 self._deadline(timeout),
@@ -144,7 +146,7 @@ class MaestroClient(
         call = self._text.StreamText(
             request,
             timeout=self._deadline(timeout),
-            metadata=self._metadata("text", self._deadline(timeout)),
+            metadata=self._metadata("text", self._deadline(timeout), request.model),
         )
         yield from server_stream(call)
 
@@ -224,7 +226,9 @@ class AsyncMaestroClient(
         try:
             return await acall_with_retry(
                 lambda t: self._text.GenerateText(
-                    request, timeout=t, metadata=self._metadata("text", t)
+                    request,
+                    timeout=t,
+                    metadata=self._metadata("text", t, request.model),
                 ),
                 seeded_policy(self, request),
                 self._deadline(timeout),
@@ -244,7 +248,7 @@ class AsyncMaestroClient(
         call = self._text.StreamText(
             request,
             timeout=self._deadline(timeout),
-            metadata=self._metadata("text", self._deadline(timeout)),
+            metadata=self._metadata("text", self._deadline(timeout), request.model),
         )
         # aclosing: an early close of this stream cancels the call at once.
         async with aclosing(aserver_stream(call)) as messages:

@@ -180,6 +180,16 @@ RAY_SERVE_GRPC_MAX_MESSAGE_SIZE = _var(
     owner="ray",
     parse=int,
 )
+RAY_SERVE_HAPROXY_BALANCE_ALGORITHM = _var(
+    "RAY_SERVE_HAPROXY_BALANCE_ALGORITHM",
+    "hdr(multiplexed_model_id)",
+    "How HAProxy picks a replica (its `balance` line, all backends). Hashing "
+    "the `multiplexed_model_id` header clients set from a request's `model` "
+    "sends every call for a model to the replica that loaded it; calls "
+    "without one (the default model) go round robin. Ray's default: leastconn "
+    "(no model affinity). See deployments/routing.py.",
+    owner="ray",
+)
 RAY_ADDRESS = _var(
     "RAY_ADDRESS",
     None,

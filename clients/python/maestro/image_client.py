@@ -72,7 +72,9 @@ class ImageMethods:
         try:
             return call_with_retry(
                 lambda t: self._image().GenerateImage(
-                    request, timeout=t, metadata=self._metadata("image", t)
+                    request,
+                    timeout=t,
+                    metadata=self._metadata("image", t, request.model),
                 ),
                 seeded_policy(self, request),
                 self._deadline(timeout),
@@ -95,7 +97,7 @@ class ImageMethods:
         call = self._image().StreamImage(
             request,
             timeout=self._deadline(timeout),
-            metadata=self._metadata("image", self._deadline(timeout)),
+            metadata=self._metadata("image", self._deadline(timeout), request.model),
         )
         yield from server_stream(call)
 
@@ -128,7 +130,9 @@ class AsyncImageMethods:
         try:
             return await acall_with_retry(
                 lambda t: self._image().GenerateImage(
-                    request, timeout=t, metadata=self._metadata("image", t)
+                    request,
+                    timeout=t,
+                    metadata=self._metadata("image", t, request.model),
                 ),
                 seeded_policy(self, request),
                 self._deadline(timeout),
@@ -150,7 +154,7 @@ class AsyncImageMethods:
         call = self._image().StreamImage(
             request,
             timeout=self._deadline(timeout),
-            metadata=self._metadata("image", self._deadline(timeout)),
+            metadata=self._metadata("image", self._deadline(timeout), request.model),
         )
         # aclosing: an early close of this stream cancels the call at once.
         async with aclosing(aserver_stream(call)) as messages:

@@ -96,7 +96,7 @@ class ModelAdminMethods:
             return getattr(self._models, rpc)(
                 request,
                 timeout=t,
-                metadata=self._metadata(family, t),  # type: ignore[attr-defined]
+                metadata=self._metadata(family, t, model),  # type: ignore[attr-defined]
             )
         except grpc.RpcError as error:
             raise MaestroRpcError.from_rpc_error(error) from None
@@ -163,7 +163,7 @@ class AsyncModelAdminMethods:
             return await getattr(self._models, rpc)(
                 request,
                 timeout=t,
-                metadata=self._metadata(family, t),  # type: ignore[attr-defined]
+                metadata=self._metadata(family, t, model),  # type: ignore[attr-defined]
             )
         except grpc.RpcError as error:
             raise MaestroRpcError.from_rpc_error(error) from None

@@ -1,7 +1,9 @@
 """The `application` routing key every call carries, and a channel that adds it.
 
 Ray Serve's proxy routes a call to an application by the `application`
-metadata key; each family is one application.
+metadata key; each family is one application. A call that names a model also
+carries it as `multiplexed_model_id` (Ray Serve's key), which Maestro's
+HAProxy ingress balances on: the calls for one model go to one replica.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from typing import Any
 
 import grpc
 
-__all__ = ["FAMILIES", "route", "routed_channel"]
+__all__ = ["FAMILIES", "MODEL_HEADER", "route", "routed_channel"]
 
 FAMILIES = ("text", "image", "voice", "studio")
+MODEL_HEADER = "multiplexed_model_id"
 
 
 def route(family: str) -> tuple[tuple[str, str], ...]:

@@ -109,7 +109,9 @@ class VoiceMethods:
         try:
             return call_with_retry(
                 lambda t: self._voice().Synthesize(
-                    request, timeout=t, metadata=self._metadata("voice", t)
+                    request,
+                    timeout=t,
+                    metadata=self._metadata("voice", t, request.model),
                 ),
                 seeded_policy(self, request),
                 self._deadline(timeout),
@@ -141,7 +143,7 @@ class VoiceMethods:
         call = self._voice().StreamSpeech(
             request,
             timeout=self._deadline(timeout),
-            metadata=self._metadata("voice", self._deadline(timeout)),
+            metadata=self._metadata("voice", self._deadline(timeout), request.model),
         )
         yield from server_stream(call)
 
@@ -183,7 +185,9 @@ class AsyncVoiceMethods:
         try:
             return await acall_with_retry(
                 lambda t: self._voice().Synthesize(
-                    request, timeout=t, metadata=self._metadata("voice", t)
+                    request,
+                    timeout=t,
+                    metadata=self._metadata("voice", t, request.model),
                 ),
                 seeded_policy(self, request),
                 self._deadline(timeout),
@@ -214,7 +218,7 @@ class AsyncVoiceMethods:
         call = self._voice().StreamSpeech(
             request,
             timeout=self._deadline(timeout),
-            metadata=self._metadata("voice", self._deadline(timeout)),
+            metadata=self._metadata("voice", self._deadline(timeout), request.model),
         )
         # aclosing: an early close of this stream cancels the call at once.
         async with aclosing(aserver_stream(call)) as messages:

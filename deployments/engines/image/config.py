@@ -117,8 +117,8 @@ class ImageEngineConfig(EngineConfig):
 
     @model_validator(mode="after")
     def _known_names(self) -> ImageEngineConfig:
-        known = self.default_scheduler is None or self.default_scheduler in ALL_SCHEDULERS
-        if not known:
+        default = self.default_scheduler
+        if default is not None and default not in ALL_SCHEDULERS:
             raise ValueError(
                 f"default_scheduler {self.default_scheduler!r} not in "
                 f"{', '.join(ALL_SCHEDULERS)}"

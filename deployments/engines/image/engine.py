@@ -30,14 +30,18 @@ from deployments.engines.image.config import (
     ImageEngineConfig,
 )
 from deployments.engines.image.encoding import decode_image, encode_image
+from deployments.engines.image.loading import geometry, load_runner
 from deployments.engines.image.pipeline import (
-    SCHEDULERS,
     ImageJob,
     JobEvent,
     JobFailed,
     PipelineRunner,
     PixelsReady,
     StepDone,
+)
+from deployments.engines.image.schedulers import (
+    checkpoint_default,
+    compatible_schedulers,
 )
 from deployments.engines.image.types import (
     FORMATS,
@@ -98,7 +102,6 @@ class ImageEngine(Engine):
         try:
             import diffusers
             import torch
-            from diffusers import AutoPipelineForImage2Image, DiffusionPipeline
         except ImportError as exc:  # pragma: no cover - install problem
             raise RuntimeError(
                 "diffusers is not installed: pip install 'maestro[serve]'"
@@ -107,36 +110,35 @@ class ImageEngine(Engine):
         if c.torch_threads:
             torch.set_num_threads(c.torch_threads)
         device = resolve_device(c.device)
-        dtype_name = resolve_dtype(c.dtype, device)
-        text2img = DiffusionPipeline.from_pretrained(
-            c.model, dtype=getattr(torch, dtype_name), variant=c.variant
+        runner = load_runner(c, device, getattr(torch, resolve_dtype(c.dtype, device)))
+        limits = self._limits(
+            runner.text2img, image_to_image=runner.img2img is not None
         )
-        text2img.set_progress_bar_config(disable=True)
-        if c.memory.cpu_offload and device == "cuda":
-            text2img.enable_model_cpu_offload()
-        else:
-            text2img.to(device)
-        if c.memory.attention_slicing:
-            text2img.enable_attention_slicing()
-        if c.memory.vae_slicing:
-            text2img.vae.enable_slicing()
-        if c.memory.vae_tiling:
-            text2img.vae.enable_tiling()
-        img2img = AutoPipelineForImage2Image.from_pipe(text2img)
-        img2img.set_progress_bar_config(disable=True)
-        runner = PipelineRunner(text2img, img2img, device=device)
-        for lora in c.loras:
-            runner.load_lora(lora.name, lora.path)
         if device == "cuda":
             device = f"cuda:{torch.cuda.current_device()}"
         self.device = device
         self._engine_name = f"diffusers {diffusers.__version__}"
-        self.limits = self._limits(text2img)
+        self.limits = limits
         self._runner = runner
 
-    def _limits(self, pipe: Any) -> ImageLimits:
+    def _limits(self, pipe: Any, *, image_to_image: bool) -> ImageLimits:
         lim = self.config.limits
-        native = int(pipe.unet.config.sample_size) * int(pipe.vae_scale_factor)
+        native, multiple = geometry(pipe)
+        schedulers = compatible_schedulers(pipe.scheduler)
+        if not schedulers:
+            raise RuntimeError(
+                f"{self.config.model}: its scheduler "
+                f"{type(pipe.scheduler).__name__} is compatible with none "
+                "Maestro offers"
+            )
+        default = self.config.default_scheduler or checkpoint_default(
+            pipe.scheduler, schedulers
+        )
+        if default not in schedulers:
+            raise RuntimeError(
+                f"default_scheduler {default!r} does not suit {self.config.model} "
+                f"({type(pipe.scheduler).__name__}); allowed: {', '.join(schedulers)}"
+            )
         return ImageLimits(
             default_width=lim.default_width or native,
             default_height=lim.default_height or native,
@@ -147,9 +149,11 @@ class ImageEngine(Engine):
             max_images=lim.max_images,
             max_total_pixels=lim.max_total_pixels,
             default_guidance_scale=lim.default_guidance_scale,
-            schedulers=tuple(SCHEDULERS),
-            default_scheduler=self.config.default_scheduler,
+            schedulers=schedulers,
+            default_scheduler=default,
             loras=tuple(lora.name for lora in self.config.loras),
+            size_multiple=multiple,
+            image_to_image=image_to_image,
         )
 
     async def _unload(self) -> None:
@@ -218,7 +222,7 @@ class ImageEngine(Engine):
     async def _prepare(self, request: ImageRequest, want_progress: bool) -> ImageJob:
         assert self.limits is not None
         init = None
-        if request.init_image:
+        if request.init_image and self.limits.image_to_image:  # else refused
             max_pixels = self.limits.max_size * self.limits.max_size
             init = await asyncio.to_thread(
                 decode_image,
@@ -282,9 +286,10 @@ class ImageEngine(Engine):
         lim, batching = self.limits, self.config.batching
         if lim is None:
             return {}
+        size = f"multiple of {lim.size_multiple} in {lim.min_size}..{lim.max_size}"
         return {
-            "width": f"multiple of 8 in {lim.min_size}..{lim.max_size}",
-            "height": f"multiple of 8 in {lim.min_size}..{lim.max_size}",
+            "width": size,
+            "height": size,
             "default_size": f"{lim.default_width}x{lim.default_height}",
             "max_steps": str(lim.max_steps),
             "default_steps": str(lim.default_steps),
@@ -296,7 +301,9 @@ class ImageEngine(Engine):
             "default_scheduler": lim.default_scheduler,
             "formats": ", ".join(FORMATS),
             "quality": "1..100",
-            "strength": "(0, 1], image-to-image only",
+            "strength": "(0, 1], image-to-image only"
+            if lim.image_to_image
+            else "none: text-to-image only",
             "loras": ", ".join(lim.loras),
             "max_batch_size": str(batching.max_batch_size),
             "max_wait_ms": f"{batching.max_wait_ms:g}",
