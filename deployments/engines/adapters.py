@@ -7,15 +7,20 @@ the `admin` scope still cannot make a replica open an arbitrary path.
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from deployments import resolve_project_path
 from deployments.errors import InvalidArgument, NotFound
 
-__all__ = ["AdapterConfig", "adapter_path"]
+__all__ = ["AdapterConfig", "AdapterUsers", "adapter_path"]
+
+DRAIN_POLL_S = 0.05
 
 
 class AdapterConfig(BaseModel):
@@ -49,3 +54,33 @@ def adapter_path(path: str, adapter_dirs: Sequence[str]) -> str:
         )
         raise NotFound(what="adapter folder", name=path, available=names)
     return real
+
+
+class AdapterUsers:
+    """Requests using each adapter, so one is removed only once they finish."""
+
+    def __init__(self) -> None:
+        self._count: Counter[str] = Counter()
+
+    def take(self, names: Iterable[str]) -> tuple[str, ...]:
+        """Count a request as using `names` until `release` of the result."""
+        held = tuple(n for n in names if n)
+        self._count.update(held)
+        return held
+
+    def release(self, held: tuple[str, ...]) -> None:
+        self._count.subtract(held)
+
+    @contextmanager
+    def hold(self, names: Iterable[str]) -> Iterator[None]:
+        held = self.take(names)
+        try:
+            yield
+        finally:
+            self.release(held)
+
+    async def drained(self, name: str) -> None:
+        """Return once no request uses `name` (new ones no longer can)."""
+        while self._count[name] > 0:
+            await asyncio.sleep(DRAIN_POLL_S)
+        del self._count[name]

@@ -191,3 +191,58 @@ def test_cli_image_writes_files_with_a_progress_bar(
         timeout=60,
     )
     assert bad.returncode == 1 and "INVALID_ARGUMENT: width" in bad.stderr
+
+
+SD3 = "maestro-demo-sd3"  # serve_config.yaml's second image model (a DiT)
+
+
+def test_the_dit_model_streams_after_its_lazy_load(image_client: MaestroClient) -> None:
+    messages = list(image_client.stream_image("a kite", model=SD3, seed=4, steps=3))
+    kinds = [m.WhichOneof("event") for m in messages]
+    # Loaded on this first request (unless an earlier one did), then per-step
+    # progress and the result, as for the UNet model.
+    assert kinds[-1] == "result" and kinds[-4:-1] == ["progress"] * 3
+    assert set(kinds[:-4]) <= {"model_load"}
+    result = messages[-1].result
+    assert result.model == SD3 and result.images[0].seed == 4
+    again = image_client.generate_image("a kite", model=SD3, seed=4, steps=3)
+    assert again.images[0].data == result.images[0].data
+    with pytest.raises(MaestroRpcError) as bad:
+        image_client.generate_image("a kite", model=SD3, scheduler="euler")
+    assert bad.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "flow_match_euler" in bad.value.details
+    rows = {m.id: m for m in image_client.list_models(["image"])}
+    assert rows[SD3].ready and rows["maestro-demo-sd"].ready  # budget 2
+
+
+def test_a_lora_loaded_at_run_time_is_used_by_the_next_request(
+    image_client: MaestroClient,
+) -> None:
+    params = {"seed": 5, "steps": 2}
+    plain = image_client.generate_image("a barn", **params).images[0].data
+    styled = (
+        image_client.generate_image("a barn", loras={"demo-style": 0.8}, **params)
+        .images[0]
+        .data
+    )
+    reply = image_client.load_adapter(
+        "maestro-demo-sd", "style-copy", "models/demo/image/loras/demo-style"
+    )
+    assert "style-copy" in reply.model.limits["loras"] and reply.load_seconds > 0
+    copy = (
+        image_client.generate_image("a barn", loras={"style-copy": 0.8}, **params)
+        .images[0]
+        .data
+    )
+    assert copy == styled != plain  # the same weights under a new name
+    with pytest.raises(MaestroRpcError) as outside:
+        image_client.load_adapter("maestro-demo-sd", "x", "models/demo/text")
+    assert outside.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    info = image_client.unload_adapter("maestro-demo-sd", "style-copy")
+    assert "style-copy" not in info.limits["loras"]
+    with pytest.raises(MaestroRpcError) as gone:
+        image_client.generate_image("a barn", loras={"style-copy": 0.8}, **params)
+    assert gone.value.code == grpc.StatusCode.NOT_FOUND
+    # The start-time adapter is untouched.
+    again = image_client.generate_image("a barn", loras={"demo-style": 0.8}, **params)
+    assert again.images[0].data == styled

@@ -22,8 +22,10 @@ import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
+from dataclasses import replace
 from typing import Any
 
+from deployments.engines.adapters import AdapterUsers
 from deployments.engines.base import Engine, resolve_device, resolve_dtype
 from deployments.engines.batching import KeyedBatcher
 from deployments.engines.image.config import (
@@ -53,7 +55,7 @@ from deployments.engines.image.types import (
     ImageResult,
     resolve,
 )
-from deployments.errors import Cancelled, Unavailable
+from deployments.errors import Cancelled, InvalidArgument, NotFound, Unavailable
 
 __all__ = [
     "ImageEngine",
@@ -78,6 +80,7 @@ class ImageEngine(Engine):
         self._runner: PipelineRunner | None = None
         # One worker: batches run one after another on the same pipeline.
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="image-pipeline")
+        self._adapter_users = AdapterUsers()
         self.batcher: KeyedBatcher[ImageJob] = KeyedBatcher(
             self._run_batch,
             key=lambda job: job.key,
@@ -194,6 +197,7 @@ class ImageEngine(Engine):
             )
 
         job.on_step, job.events = on_step, events
+        held = self._adapter_users.take(lora.name for lora in job.request.loras)
         self.batcher.submit(job)
         finished = False
         try:
@@ -214,10 +218,47 @@ class ImageEngine(Engine):
                             previews=tuple(self._encode_previews(job, previews)),
                         )
         finally:
+            self._adapter_users.release(held)
             if not finished:
                 job.cancel()
                 self.cancelled_requests += 1
                 self.batcher.discard(job)
+
+    @property
+    def adapters(self) -> tuple[str, ...]:
+        return () if self.limits is None else self.limits.loras
+
+    async def load_adapter(self, name: str, path: str) -> None:
+        """Load a LoRA on the pipeline worker (between batches, never during)."""
+        if self._runner is None or self.limits is None:
+            raise Unavailable(f"image engine not ready: {self.status_message}")
+        if name in self.limits.loras:
+            raise InvalidArgument(
+                field="name", value=name, allowed="a name not in use (unload it first)"
+            )
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._worker, self._runner.load_lora, name, path)
+        except (ValueError, OSError, KeyError) as exc:  # not a LoRA of this model
+            raise InvalidArgument(
+                field="path",
+                value=path,
+                allowed="a LoRA of this model",
+                reason=str(exc),
+            ) from None
+        self.limits = replace(self.limits, loras=(*self.limits.loras, name))
+
+    async def unload_adapter(self, name: str) -> None:
+        """Remove a LoRA once the requests using it (queued too) finished."""
+        if self._runner is None or self.limits is None:
+            raise Unavailable(f"image engine not ready: {self.status_message}")
+        if name not in self.limits.loras:
+            raise NotFound(what="adapter", name=name, available=list(self.limits.loras))
+        loras = tuple(n for n in self.limits.loras if n != name)
+        self.limits = replace(self.limits, loras=loras)  # new requests: NOT_FOUND
+        await self._adapter_users.drained(name)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._worker, self._runner.unload_lora, name)
 
     async def _prepare(self, request: ImageRequest, want_progress: bool) -> ImageJob:
         assert self.limits is not None

@@ -145,6 +145,10 @@ class PipelineRunner:
         self._adapters = (*self._adapters, name)
         self.text2img.disable_lora()  # adapters are off until a batch asks
 
+    def unload_lora(self, name: str) -> None:
+        self.text2img.delete_adapters(name)
+        self._adapters = tuple(a for a in self._adapters if a != name)
+
     def run(self, jobs: list[ImageJob]) -> list[list[np.ndarray] | None]:
         """Generate every job's images; None for a job cancelled meanwhile."""
         import torch

@@ -8,18 +8,15 @@ requests using it finished, so none switches adapter mid-generation.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from deployments.engines.adapters import AdapterUsers
 from deployments.errors import InvalidArgument, NotFound
 
 __all__ = ["LoraSet"]
-
-DRAIN_POLL_S = 0.05
 
 
 class LoraSet:
@@ -27,7 +24,7 @@ class LoraSet:
 
     def __init__(self) -> None:
         self._requests: dict[str, Any] = {}  # name -> vllm LoRARequest
-        self._users: Counter[str] = Counter()
+        self._users = AdapterUsers()
         self._next_id = 1  # vLLM ids start at 1
         self.load_seconds: dict[str, float] = {}
 
@@ -61,9 +58,7 @@ class LoraSet:
         request = self._requests.pop(name, None)  # new requests: NOT_FOUND
         if request is None:
             raise NotFound(what="adapter", name=name, available=list(self._requests))
-        while self._users[name]:
-            await asyncio.sleep(DRAIN_POLL_S)
-        del self._users[name]
+        await self._users.drained(name)
         self.load_seconds.pop(name, None)
         await llm.remove_lora(request.lora_int_id)
 
@@ -76,8 +71,5 @@ class LoraSet:
         request = self._requests.get(name)
         if request is None:
             raise NotFound(what="adapter", name=name, available=list(self._requests))
-        self._users[name] += 1
-        try:
+        with self._users.hold([name]):
             yield request
-        finally:
-            self._users[name] -= 1
