@@ -69,6 +69,7 @@ class EngineIngress:
             model_specs(config),
             make_engine,
             max_loaded_models=config.max_loaded_models,
+            max_loaded_bytes=config.max_loaded_bytes,
         )
         self.registry.on_change.append(report_models)
         self._starting = asyncio.create_task(self._preload())

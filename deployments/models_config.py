@@ -6,6 +6,7 @@ args:
     - engine: {model: models/demo/image, model_id: sd-second}
       preload: false            # loads on its first request
   max_loaded_models: 1          # per replica; LRU idle models are evicted
+  max_loaded_bytes: 8000000000  # and/or a memory budget (ListModels memory_bytes)
 """
 
 from __future__ import annotations
@@ -48,6 +49,15 @@ class ModelsConfig(BaseModel, Generic[C]):
         ge=1,
         description="Most models loaded at once per replica; the least recently "
         "used idle one is unloaded to make room (unset: no limit).",
+    )
+
+    max_loaded_bytes: int | None = Field(
+        None,
+        ge=1,
+        description="Most bytes the loaded models may hold per replica "
+        "(ListModels `memory_bytes`: weights, and vLLM's KV cache); least "
+        "recently used idle models are unloaded to make room. A model's "
+        "first load is estimated from its checkpoint files (unset: no limit).",
     )
 
     @model_validator(mode="after")

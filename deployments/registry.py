@@ -24,6 +24,7 @@ from typing import Any
 
 from deployments.engines.adapters import adapter_path
 from deployments.engines.base import Engine, ModelStatus
+from deployments.engines.memory import checkpoint_bytes
 from deployments.errors import MaestroError, NotFound, ResourceExhausted, Unavailable
 
 __all__ = ["ModelRegistry", "ModelSpec", "ModelState"]
@@ -58,6 +59,7 @@ class _Slot:
     engine: Engine | None = None
     error: str = ""
     load_seconds: float | None = None
+    memory_bytes: int | None = None  # measured after its last load
     last_used: float = 0.0
     inflight: int = 0
     pinned: bool = False
@@ -82,6 +84,7 @@ class ModelRegistry:
         make_engine: Callable[[Any], Engine],
         *,
         max_loaded_models: int | None = None,
+        max_loaded_bytes: int | None = None,
     ) -> None:
         if not specs:
             raise ValueError("a registry needs at least one model")
@@ -92,6 +95,7 @@ class ModelRegistry:
         self.default_id = ids[0]
         self._make = make_engine
         self.max_loaded = max_loaded_models
+        self.max_bytes = max_loaded_bytes
         self._room = asyncio.Condition()  # a slot became idle or unloaded
         # Called with the ids of the models loaded or loading, on every change.
         self.on_change: list[Callable[[list[str]], None]] = []
@@ -226,6 +230,8 @@ class ModelRegistry:
             }
             if slot.load_seconds is not None:
                 stats["load_seconds"] = f"{slot.load_seconds:.3f}"
+            if slot.memory_bytes is not None:
+                stats["memory_bytes"] = str(slot.memory_bytes)
             if slot.last_used:
                 stats["idle_seconds"] = f"{time.monotonic() - slot.last_used:.1f}"
             if slot.error:
@@ -294,6 +300,7 @@ class ModelRegistry:
             slot.engine, slot.state = engine, ModelState.LOADED
             slot.last_engine = engine
             slot.load_seconds = time.monotonic() - began
+            slot.memory_bytes = engine.memory_bytes()
             slot.last_used = time.monotonic()
             logger.info("model %s loaded in %.2f s", slot.spec.id, slot.load_seconds)
         except Exception as exc:
@@ -312,12 +319,28 @@ class ModelRegistry:
             if s.state in (ModelState.LOADED, ModelState.LOADING, ModelState.UNLOADING)
         ]
 
+    def _bytes(self, slot: _Slot) -> int:
+        """A model's memory: measured at its last load, else its checkpoint."""
+        if slot.memory_bytes is not None:
+            return slot.memory_bytes
+        return checkpoint_bytes(str(getattr(slot.spec.config, "model", "")))
+
+    def _over_budget(self, slot: _Slot) -> bool:
+        others = [s for s in self._loaded() if s is not slot]
+        if self.max_loaded is not None and len(others) >= self.max_loaded:
+            return True
+        if self.max_bytes is not None and others:
+            held = sum(self._bytes(s) for s in others)
+            return held + self._bytes(slot) > self.max_bytes
+        return False
+
     async def _make_room(self, slot: _Slot) -> None:
-        """Evict least recently used idle models until `slot` fits the budget."""
-        if self.max_loaded is None:
+        """Evict least recently used idle models until `slot` fits the budgets
+        (a count, and bytes: a model alone always fits)."""
+        if self.max_loaded is None and self.max_bytes is None:
             return
         async with self._room:
-            while len([s for s in self._loaded() if s is not slot]) >= self.max_loaded:
+            while self._over_budget(slot):
                 victims = sorted(
                     (
                         s
@@ -334,9 +357,9 @@ class ModelRegistry:
                     continue
                 if all(s.pinned for s in self._loaded() if s is not slot):
                     raise ResourceExhausted(
-                        f"max_loaded_models={self.max_loaded} are loaded and "
-                        "pinned; unload one to load "
-                        f"{slot.spec.id!r}"
+                        f"the loaded models are pinned and fill the budget "
+                        f"(max_loaded_models={self.max_loaded}, max_loaded_bytes="
+                        f"{self.max_bytes}); unload one to load {slot.spec.id!r}"
                     )
                 await self._room.wait()  # a busy model drains, then we evict
 

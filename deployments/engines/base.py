@@ -138,6 +138,11 @@ class Engine(abc.ABC):
         """Request limits as ListModels reports them (empty until started)."""
         return {}
 
+    def memory_bytes(self) -> int | None:
+        """Bytes the loaded model holds (weights, and caches it reserves);
+        None when the engine cannot tell."""
+        return None
+
     @property
     def adapters(self) -> tuple[str, ...]:
         """Adapters requests may select (loaded at start or at run time)."""

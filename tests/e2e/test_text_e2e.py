@@ -261,6 +261,7 @@ def test_switching_to_the_second_llm_and_back(client: MaestroClient) -> None:
     rows = {m.id: m for m in client.list_models(["text"])}
     assert rows[QWEN].stats["state"] == "loaded"
     assert rows["maestro-demo-llm"].stats["state"] == "available"
+    assert int(rows[QWEN].stats["memory_bytes"]) > 2**30  # weights + 1 GiB KV
     _adapter_loaded_at_run_time_is_used_by_the_next_request(client)
     # Back to the default: a unary call waits for the switch the same way.
     reply = client.generate_text("hello", max_tokens=4, timeout=240)

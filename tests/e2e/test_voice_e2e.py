@@ -275,5 +275,6 @@ def test_a_lazy_model_loads_on_its_first_stream_which_says_so(
     rows = {m.id: m for m in client.list_models(["voice"])}
     assert rows[SOLO].stats["state"] == "loaded" and rows[SOLO].ready
     assert float(rows[SOLO].stats["load_seconds"]) > 0
+    assert int(rows[SOLO].stats["memory_bytes"]) > 0  # its weights
     (default,) = default_models(rows.values())
     assert default.stats["state"] == "loaded"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from deployments.engines.memory import checkpoint_bytes
 from deployments.engines.voice.config import VoiceEngineConfig
 from deployments.engines.voice.engine import VoiceEngine
 from deployments.engines.voice.types import SpeechRequest
@@ -31,14 +32,20 @@ class CountingFactory:
 
 
 def _registry(
-    demo_models: Path, *ids: str, max_loaded: int | None = None
+    demo_models: Path,
+    *ids: str,
+    max_loaded: int | None = None,
+    max_bytes: int | None = None,
 ) -> tuple[ModelRegistry, CountingFactory]:
     factory = CountingFactory()
     specs = [
         ModelSpec(VoiceEngineConfig(model=str(demo_models / "voice"), model_id=i))
         for i in ids
     ]
-    return ModelRegistry(specs, factory, max_loaded_models=max_loaded), factory
+    registry = ModelRegistry(
+        specs, factory, max_loaded_models=max_loaded, max_loaded_bytes=max_bytes
+    )
+    return registry, factory
 
 
 def _states(registry: ModelRegistry) -> dict[str, str]:
@@ -143,4 +150,22 @@ async def test_a_loaded_model_needs_no_wait(demo_models: Path) -> None:
     with pytest.raises(Unavailable, match="'b' is loading"):
         async with registry.use("b", wait_s=0):
             pass
+    await registry.shutdown()
+
+
+async def test_a_memory_budget_evicts_what_does_not_fit(demo_models: Path) -> None:
+    weights = checkpoint_bytes(str(demo_models / "voice"))
+    # Room for one demo voice (what its engine holds is its weights), not two.
+    registry, factory = _registry(demo_models, "a", "b", max_bytes=weights * 3 // 2)
+    await registry.preload()
+    (held,) = [
+        int(st["memory_bytes"])
+        for _, _, st, _ in registry.statuses()
+        if "memory_bytes" in st
+    ]
+    assert 0.9 * weights < held < 1.1 * weights  # parameters ~ the file's size
+    assert await _speak(registry, "b") == "b"
+    assert _states(registry) == {"a": "available", "b": "loaded"}
+    assert await _speak(registry, "a") == "a"  # and back: a switch each time
+    assert factory.loads == ["a", "b", "a"]
     await registry.shutdown()

@@ -55,6 +55,7 @@ from deployments.engines.image.types import (
     ImageResult,
     resolve,
 )
+from deployments.engines.memory import module_bytes
 from deployments.errors import Cancelled, InvalidArgument, NotFound, Unavailable
 
 __all__ = [
@@ -223,6 +224,14 @@ class ImageEngine(Engine):
                 job.cancel()
                 self.cancelled_requests += 1
                 self.batcher.discard(job)
+
+    def memory_bytes(self) -> int | None:
+        if self._runner is None:
+            return None
+        pipe = self._runner.text2img  # img2img shares its components
+        return module_bytes(
+            c for c in pipe.components.values() if hasattr(c, "parameters")
+        )
 
     @property
     def adapters(self) -> tuple[str, ...]:

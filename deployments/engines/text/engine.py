@@ -16,6 +16,7 @@ from contextlib import aclosing
 from typing import Any
 
 from deployments.engines.base import Engine, resolve_device
+from deployments.engines.memory import checkpoint_bytes
 from deployments.engines.text.adapters import LoraSet
 from deployments.engines.text.config import TextEngineConfig
 from deployments.engines.text.types import (
@@ -75,6 +76,22 @@ class TextEngine(Engine):
     @property
     def adapters(self) -> tuple[str, ...]:
         return self._loras.names
+
+    def memory_bytes(self) -> int | None:
+        """The weights (their checkpoint files) plus the KV cache vLLM
+        reserves: `kv_cache_space_gib` on CPU (unknown, so not counted, when
+        unset); on a GPU, vLLM takes
+        `gpu_memory_utilization` of the device for both (reported as such)."""
+        if self._llm is None:
+            return None
+        if self.device.startswith("cuda"):
+            import torch
+
+            total = torch.cuda.mem_get_info()[1]
+            return int(total * self.config.gpu_memory_utilization)
+        cache = self._llm.vllm_config.cache_config
+        kv = getattr(cache, "kv_cache_memory_bytes", None) or 0  # 0: unknown
+        return checkpoint_bytes(self.config.model) + int(kv)
 
     async def load_adapter(self, name: str, path: str) -> None:
         if not self.config.max_loras:

@@ -34,6 +34,7 @@ import numpy as np
 
 from deployments.engines.base import Engine, resolve_device, resolve_dtype
 from deployments.engines.batching import InterleavedBatcher
+from deployments.engines.memory import module_bytes
 from deployments.engines.voice.audio import CHANNELS, AudioFormat, encode, to_pcm16
 from deployments.engines.voice.config import VOICE_FILE, VoiceEngineConfig
 from deployments.engines.voice.segmentation import normalize, split_segments
@@ -82,6 +83,9 @@ class VoiceEngine(Engine):
         self.batcher: InterleavedBatcher[VitsRow, np.ndarray] = InterleavedBatcher(
             self._run_rows, config.batching, thread_name="voice-synthesis"
         )
+
+    def memory_bytes(self) -> int | None:
+        return None if self._model is None else module_bytes([self._model])
 
     @property
     def ready(self) -> bool:
