@@ -37,6 +37,7 @@ class ModelState(enum.Enum):
     LOADING = "loading"
     LOADED = "loaded"
     UNLOADING = "unloading"
+    SLEEPING = "sleeping"  # evicted, device memory freed, wakes fast (vLLM)
     FAILED = "failed"
 
 
@@ -59,6 +60,7 @@ class _Slot:
     engine: Engine | None = None
     error: str = ""
     load_seconds: float | None = None
+    loaded_by: str = ""  # "start" (a new engine) or "wake" (from sleep)
     memory_bytes: int | None = None  # measured after its last load
     last_used: float = 0.0
     inflight: int = 0
@@ -230,6 +232,7 @@ class ModelRegistry:
             }
             if slot.load_seconds is not None:
                 stats["load_seconds"] = f"{slot.load_seconds:.3f}"
+                stats["loaded_by"] = slot.loaded_by
             if slot.memory_bytes is not None:
                 stats["memory_bytes"] = str(slot.memory_bytes)
             if slot.last_used:
@@ -289,6 +292,9 @@ class ModelRegistry:
         except BaseException:
             slot.loading = None
             raise
+        if slot.state is ModelState.SLEEPING and slot.engine is not None:
+            await self._wake(slot)
+            return
         try:
             slot.state, slot.error = ModelState.LOADING, ""
             self._changed()
@@ -297,6 +303,7 @@ class ModelRegistry:
             await engine.start()
             for name, path in slot.adapters.items():  # loaded at run time
                 await engine.load_adapter(name, path)
+            slot.loaded_by = "start"
             slot.engine, slot.state = engine, ModelState.LOADED
             slot.last_engine = engine
             slot.load_seconds = time.monotonic() - began
@@ -311,6 +318,40 @@ class ModelRegistry:
         finally:
             slot.loading = None
             self._changed()
+
+    async def _wake(self, slot: _Slot) -> None:
+        assert slot.engine is not None
+        slot.state = ModelState.LOADING
+        self._changed()
+        began = time.monotonic()
+        try:
+            await slot.engine.wake()
+        except Exception as exc:
+            slot.state = ModelState.FAILED
+            slot.error = f"wake failed: {type(exc).__name__}: {exc}"
+            logger.exception("model %s failed to wake", slot.spec.id)
+            raise
+        finally:
+            slot.loading = None
+        slot.state, slot.loaded_by = ModelState.LOADED, "wake"
+        slot.load_seconds = time.monotonic() - began
+        slot.last_used = time.monotonic()
+        self._changed()
+        logger.info("model %s woke in %.2f s", slot.spec.id, slot.load_seconds)
+
+    async def _evict(self, slot: _Slot) -> None:
+        """Make room: an engine that can sleep sleeps, any other unloads."""
+        engine = slot.engine
+        if engine is None or not engine.can_sleep:
+            await self._unload(slot)
+            return
+        async with slot.lock:
+            slot.state = ModelState.UNLOADING
+            self._changed()
+            await slot.idle.wait()  # requests in flight finish first
+            await engine.sleep()
+            slot.state = ModelState.SLEEPING
+            logger.info("model %s sleeps", slot.spec.id)
 
     def _loaded(self) -> list[_Slot]:
         return [
@@ -353,7 +394,7 @@ class ModelRegistry:
                     key=lambda s: s.last_used,
                 )
                 if victims:
-                    await self._unload(victims[0])
+                    await self._evict(victims[0])
                     continue
                 if all(s.pinned for s in self._loaded() if s is not slot):
                     raise ResourceExhausted(

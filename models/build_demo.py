@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from models.image_demo import build_image_model, build_sd3_model
-from models.voice_demo import build_voice_model
+from models.voice_demo import build_speecht5_model, build_voice_model
 
 MARKER = ".maestro-demo-complete"
 SEED = 1234
@@ -251,6 +251,7 @@ FAMILIES: dict[str, Callable[..., Path]] = {
     "image-sd3": build_sd3_model,  # a transformer (DiT) backbone, flow matching
     "voice": build_voice_model,
     "voice-solo": partial(build_voice_model, solo=True),
+    "voice-speecht5": build_speecht5_model,  # autoregressive mels + HiFi-GAN
 }
 
 

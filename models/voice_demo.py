@@ -11,6 +11,12 @@ predictor, normalizing flow and HiFi-GAN decoder at 16 kHz. Two speakers make
 voice selection and ``NOT_FOUND`` for an unknown voice testable; their names
 live in ``maestro_voice.json`` beside the weights (checkpoints without the
 file get ``speaker_0``, ``speaker_1``, ... from the engine).
+
+``build_speecht5_model`` builds the family's second architecture the same way:
+a tiny random ``SpeechT5ForTextToSpeech`` (autoregressive mel decoder) with
+its ``SpeechT5HifiGan`` vocoder in ``vocoder/``, a character-level
+sentencepiece tokenizer trained in memory, and one fixed x-vector per voice in
+``speaker_embeddings.safetensors`` (SpeechT5 has no speaker table of its own).
 """
 
 from __future__ import annotations
@@ -18,9 +24,18 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["SOLO_VOICES", "VOICES", "VOICE_FILE", "build_voice_model"]
+__all__ = [
+    "SOLO_VOICES",
+    "SPEAKER_FILE",
+    "SPEECHT5_VOICES",
+    "VOICES",
+    "VOICE_FILE",
+    "build_speecht5_model",
+    "build_voice_model",
+]
 
 VOICE_FILE = "maestro_voice.json"
 VOICES = ("ava", "ben")
@@ -34,6 +49,15 @@ SAMPLE_RATE = 16_000
 # between two genuinely different checkpoints.
 SOLO_VOICES = ("cleo",)
 SOLO_SAMPLE_RATE = 22_050
+# SpeechT5: x-vectors by voice name (the engine reads the same file name).
+SPEAKER_FILE = "speaker_embeddings.safetensors"
+SPEECHT5_VOICES = ("dara", "eli")
+# microsoft/speecht5_tts's character inventory, upper and lower case; the
+# tokenizer spells a space as "▁".
+SPEECHT5_CHARACTERS = (
+    " '-.,!?0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+SPEECHT5_SPECIALS = {"bos_id": 0, "pad_id": 1, "eos_id": 2, "unk_id": 3}
 
 
 def _vits_config(solo: bool = False):  # -> transformers.VitsConfig (lazy import)
@@ -94,15 +118,150 @@ def _write_voice_model(tmp: Path, solo: bool = False) -> None:
     (tmp / VOICE_FILE).write_text(json.dumps({"voices": list(voices)}) + "\n")
 
 
+def _speecht5_configs(vocab_size: int):  # -> (SpeechT5Config, HifiGanConfig)
+    from transformers import SpeechT5Config, SpeechT5HifiGanConfig
+
+    # ~0.13 M parameters with the vocoder; 80 mel bins, two frames per
+    # decoder step, hop 4*4*4*4 = 256 samples at 16 kHz.
+    model = SpeechT5Config(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        encoder_layers=2,
+        encoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_layers=2,
+        decoder_attention_heads=2,
+        decoder_ffn_dim=64,
+        num_mel_bins=80,
+        speech_decoder_prenet_units=32,
+        speech_decoder_postnet_layers=2,
+        speech_decoder_postnet_units=32,
+        speaker_embedding_dim=512,  # x-vector size, as the real checkpoint
+        reduction_factor=2,
+        max_speech_positions=1200,
+        encoder_max_relative_position=32,
+        bos_token_id=SPEECHT5_SPECIALS["bos_id"],
+        pad_token_id=SPEECHT5_SPECIALS["pad_id"],
+        eos_token_id=SPEECHT5_SPECIALS["eos_id"],
+        decoder_start_token_id=SPEECHT5_SPECIALS["eos_id"],
+    )
+    vocoder = SpeechT5HifiGanConfig(
+        model_in_dim=80,
+        sampling_rate=SAMPLE_RATE,
+        upsample_initial_channel=32,
+        upsample_rates=(4, 4, 4, 4),
+        upsample_kernel_sizes=(8, 8, 8, 8),
+        resblock_kernel_sizes=(3,),
+        resblock_dilation_sizes=((1, 3),),
+        # Wider than the 0.01 default, so random weights make audible samples
+        # (peaks ~0.2) rather than ~1e-8, which 16-bit PCM rounds to silence.
+        initializer_range=0.15,
+    )
+    return model, vocoder
+
+
+def _char_sentencepiece() -> bytes:
+    """A character-level sentencepiece model, trained in memory.
+
+    Deterministic: piece order follows character counts, which the corpus
+    fixes (every character a different number of times); one thread, no
+    sampling or shuffling, and an in-memory writer so no temp path lands in
+    the model's trainer spec.
+    """
+    import io
+
+    import sentencepiece as spm
+
+    chars = SPEECHT5_CHARACTERS.replace(" ", "")
+    lines = [c * (len(chars) - i) for i, c in enumerate(chars)]
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines),
+        model_writer=model,
+        model_type="char",
+        vocab_size=len(chars) + 1 + len(SPEECHT5_SPECIALS),  # + "▁"
+        character_coverage=1.0,
+        num_threads=1,
+        input_sentence_size=0,
+        shuffle_input_sentence=False,
+        normalization_rule_name="identity",
+        minloglevel=2,
+        **SPEECHT5_SPECIALS,
+    )
+    return model.getvalue()
+
+
+def _write_speecht5_model(tmp: Path) -> None:
+    """Tokenizer, model, vocoder (``vocoder/``), voice names and x-vectors."""
+    import torch
+    from safetensors.torch import save_file
+    from transformers import (
+        SpeechT5ForTextToSpeech,
+        SpeechT5HifiGan,
+        SpeechT5Tokenizer,
+    )
+
+    from models.build_demo import SEED
+
+    spm_path = tmp / "spm_char.model"
+    spm_path.write_bytes(_char_sentencepiece())
+    tokenizer = SpeechT5Tokenizer(str(spm_path))
+    spm_path.unlink()  # save_pretrained writes it back under the same name
+    tokenizer.save_pretrained(tmp)
+    model_config, vocoder_config = _speecht5_configs(len(tokenizer))
+    with torch.random.fork_rng(devices=[]):  # seed without touching caller's RNG
+        torch.manual_seed(SEED)
+        model = SpeechT5ForTextToSpeech(model_config).eval()
+        vocoder = SpeechT5HifiGan(vocoder_config).eval()
+        # Random weights would fire the stop head at once (two sigmoids near
+        # 0.5 sum to ~1 >= threshold 0.5): make it never fire instead, so the
+        # engine's length bound ends every segment, the case to prove.
+        with torch.no_grad():
+            model.speech_decoder_postnet.prob_out.bias.fill_(-6.0)
+        # x-vectors are unit-scale 512-d speaker codes; the model normalizes.
+        xvectors = torch.nn.functional.normalize(
+            torch.randn(len(SPEECHT5_VOICES), model_config.speaker_embedding_dim)
+        )
+    _save_quietly(model, tmp)
+    _save_quietly(vocoder, tmp / "vocoder")
+    save_file(
+        {name: xvectors[i].contiguous() for i, name in enumerate(SPEECHT5_VOICES)},
+        tmp / SPEAKER_FILE,
+    )
+    (tmp / VOICE_FILE).write_text(json.dumps({"voices": list(SPEECHT5_VOICES)}) + "\n")
+
+
+def _save_quietly(model, out: Path) -> None:
+    from transformers.utils import logging as hf_logging
+
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        model.save_pretrained(out, safe_serialization=True)
+    finally:
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
+
+
 def build_voice_model(
     out_dir: Path, *, force: bool = False, solo: bool = False
 ) -> Path:
     """Build a demo VITS into ``out_dir`` and return it (reused when complete):
     the two-speaker one, or with ``solo`` the one-speaker 22.05 kHz one."""
+    return _build(Path(out_dir), lambda tmp: _write_voice_model(tmp, solo), force)
+
+
+def build_speecht5_model(out_dir: Path, *, force: bool = False) -> Path:
+    """Build the demo SpeechT5 (two voices, 16 kHz vocoder) into ``out_dir``."""
+    return _build(Path(out_dir), _write_speecht5_model, force)
+
+
+def _build(out_dir: Path, write: Callable[[Path], None], force: bool) -> Path:
+    """Write into a sibling temp folder, mark it with its content hash, move it
+    into place; a complete build is reused unless ``force``."""
     # Imported here: build_demo imports this module for its FAMILIES table.
     from models.build_demo import MARKER, is_complete, tree_hash
 
-    out_dir = Path(out_dir)
     name = out_dir.name
     if not force and is_complete(out_dir):
         print(f"{name}: up to date at {out_dir}")
@@ -111,10 +270,10 @@ def build_voice_model(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
-        _write_voice_model(tmp, solo)
+        write(tmp)
         tmp.chmod(0o755)  # mkdtemp and safetensors create owner-only modes
-        for path in tmp.iterdir():
-            path.chmod(0o644)
+        for path in tmp.rglob("*"):
+            path.chmod(0o755 if path.is_dir() else 0o644)
         (tmp / MARKER).write_text(tree_hash(tmp) + "\n")
         if out_dir.exists():
             shutil.rmtree(out_dir)

@@ -138,6 +138,20 @@ class Engine(abc.ABC):
         """Request limits as ListModels reports them (empty until started)."""
         return {}
 
+    @property
+    def can_sleep(self) -> bool:
+        """True when `sleep`/`wake` free the device and restore it faster
+        than a new load (vLLM's sleep mode on a GPU)."""
+        return False
+
+    async def sleep(self) -> None:
+        """Free the device memory, keep what a fast `wake` needs."""
+        raise NotImplementedError
+
+    async def wake(self) -> None:
+        """Undo `sleep`: serve again."""
+        raise NotImplementedError
+
     def memory_bytes(self) -> int | None:
         """Bytes the loaded model holds (weights, and caches it reserves);
         None when the engine cannot tell."""

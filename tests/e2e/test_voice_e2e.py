@@ -278,3 +278,21 @@ def test_a_lazy_model_loads_on_its_first_stream_which_says_so(
     assert int(rows[SOLO].stats["memory_bytes"]) > 0  # its weights
     (default,) = default_models(rows.values())
     assert default.stats["state"] == "loaded"
+
+
+def test_a_second_architecture_speaks_through_the_same_api(
+    client: MaestroClient,
+) -> None:
+    speecht5 = "maestro-demo-speecht5"  # SpeechT5 + HiFi-GAN, not VITS
+    messages = list(
+        client.stream_speech("Hello there. Bye.", model=speecht5, voice="eli")
+    )
+    chunks = [m for m in messages if not m.HasField("model_load")]
+    assert [c.segment_index for c in chunks] == [0, 1] and chunks[-1].last
+    assert {c.info.sample_rate for c in chunks} == {16_000}
+    whole = client.synthesize("Hello there. Bye.", model=speecht5, voice="eli", seed=3)
+    assert whole.model == speecht5 and whole.info.duration_seconds > 0
+    with pytest.raises(MaestroRpcError) as bad:
+        client.synthesize("Hello.", model=speecht5, speaking_rate=1.5)
+    assert bad.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "speaking_rate" in bad.value.details

@@ -169,3 +169,52 @@ async def test_a_memory_budget_evicts_what_does_not_fit(demo_models: Path) -> No
     assert await _speak(registry, "a") == "a"  # and back: a switch each time
     assert factory.loads == ["a", "b", "a"]
     await registry.shutdown()
+
+
+class SleepyVoice(VoiceEngine):
+    """Stands in for vLLM's sleep mode, which needs a GPU (vLLM refuses it on
+    CPU): sleeping keeps the model (nothing to free here) and records the
+    calls. What is tested is the registry's side: an evicted engine that can
+    sleep is put to sleep, not stopped, and woken, not rebuilt."""
+
+    def __init__(self, config: VoiceEngineConfig) -> None:
+        super().__init__(config)
+        self.calls: list[str] = []
+
+    @property
+    def can_sleep(self) -> bool:
+        return True
+
+    async def sleep(self) -> None:
+        self.calls.append("sleep")
+
+    async def wake(self) -> None:
+        self.calls.append("wake")
+
+
+async def test_an_engine_that_can_sleep_sleeps_when_evicted_and_wakes(
+    demo_models: Path,
+) -> None:
+    engines: dict[str, SleepyVoice] = {}
+
+    def make(config: VoiceEngineConfig) -> SleepyVoice:
+        engines[config.served_id] = SleepyVoice(config)
+        return engines[config.served_id]
+
+    specs = [
+        ModelSpec(VoiceEngineConfig(model=str(demo_models / "voice"), model_id=i))
+        for i in ("a", "b")
+    ]
+    registry = ModelRegistry(specs, make, max_loaded_models=1)
+    await registry.preload()
+    assert await _speak(registry, "b") == "b"
+    assert _states(registry) == {"a": "sleeping", "b": "loaded"}
+    assert await _speak(registry, "a") == "a"  # woken, not rebuilt
+    assert _states(registry) == {"a": "loaded", "b": "sleeping"}
+    assert list(engines) == ["a", "b"]  # two engines made, no third
+    assert engines["a"].calls == ["sleep", "wake"] and engines["b"].calls == ["sleep"]
+    (a_stats,) = [st for spec, _, st, _ in registry.statuses() if spec.id == "a"]
+    assert a_stats["loaded_by"] == "wake"
+    await registry.unload("b")  # an admin unload stops a sleeping engine
+    assert _states(registry)["b"] == "available" and not engines["b"].ready
+    await registry.shutdown()

@@ -185,3 +185,19 @@ async def test_unknown_model_is_not_found(engine: TextEngine) -> None:
         engine.check_model("gpt-17")
     engine.check_model("")
     engine.check_model("text")
+
+
+async def test_sleep_mode_is_refused_on_cpu_saying_why(demo_models: Path) -> None:
+    from tests.helpers.devices import cuda_available
+
+    if cuda_available():
+        pytest.skip("on a GPU vLLM sleeps: nothing to refuse")
+    engine = TextEngine(
+        TextEngineConfig(
+            model=str(demo_models / "text"), dtype="float32", sleep_mode=True
+        )
+    )
+    with pytest.raises(RuntimeError, match="sleep_mode needs a GPU"):
+        await engine.start()
+    assert "sleep_mode needs a GPU" in engine.status_message
+    assert not engine.ready

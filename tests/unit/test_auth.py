@@ -68,10 +68,12 @@ def test_scopes_decide_families_rpcs_and_admin() -> None:
         gate.authorize(one_rpc, "text", "GenerateText")
     everything = text_only.model_copy(update={"scopes": ("*",)})
     gate.authorize(everything, "voice", "Synthesize")
-    with pytest.raises(PermissionDenied, match="needs scope admin"):
-        gate.authorize(everything, "text", "LoadModel")  # '*' excludes admin
+    for rpc in ("LoadModel", "UnloadModel", "LoadAdapter", "UnloadAdapter"):
+        with pytest.raises(PermissionDenied, match="needs scope admin"):
+            gate.authorize(everything, "text", rpc)  # '*' excludes admin
     admin = text_only.model_copy(update={"scopes": ("admin",)})
     gate.authorize(admin, "text", "LoadModel")
+    gate.authorize(admin, "image", "LoadAdapter")
 
 
 def test_bad_scopes_and_hashes_fail_at_start() -> None:

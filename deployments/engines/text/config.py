@@ -52,6 +52,14 @@ class TextEngineConfig(EngineConfig):
     max_lora_rank: Literal[1, 8, 16, 32, 64, 128, 256] = Field(
         16, description="Largest adapter rank the engine accepts."
     )
+    sleep_mode: bool = Field(
+        False,
+        description="GPU only: when the registry evicts this model it sleeps "
+        "(vLLM's sleep mode: weights to CPU RAM, KV cache freed) instead of "
+        "stopping, and wakes for its next request, faster than a new start. "
+        "vLLM 0.32 sleeps on CUDA, ROCm and XPU only; on CPU the engine "
+        "refuses to start with it.",
+    )
     loras: tuple[AdapterConfig, ...] = Field(
         (), description="Adapters loaded at start (needs max_loras >= 1)."
     )

