@@ -7,7 +7,8 @@ Each family's two demo models, as serve_config.yaml registers them (text:
 Llama + Qwen2 on vLLM; image: SD UNet + SD3 DiT; voice: two VITS). Reported,
 as medians of `--repeats` alternating runs:
 
-- a warm request against a lazy first request (the load included);
+- a lazy first request for the second model (its load included) against
+  its next, warm, request;
 - the switch: a request for the other model at `max_loaded_models` 1
   (unload + load + the request) against the same request warm;
 - a stream of requests alternating between the two models at budgets 1 and
@@ -115,9 +116,9 @@ async def _lazy_and_memory(family: str, out: dict[str, float]) -> None:
     _, _, make, call = FAMILIES[family]
     registry = ModelRegistry(_specs(family), make)
     await registry.preload()
-    await _timed(registry, "a", call)  # warm-up
-    out["warm_s"] = await _timed(registry, "a", call)
+    await _timed(registry, "a", call)  # warm-up of the process
     out["lazy_first_s"] = await _timed(registry, "b", call)  # includes the load
+    out["warm_s"] = await _timed(registry, "b", call)  # the same, loaded
     for spec, _, stats, _ in registry.statuses():
         out[f"memory_mb_{spec.id}"] = int(stats.get("memory_bytes", 0)) / 1e6
     if family in ADAPTERS:
