@@ -18,7 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from deployments import resolve_project_path
 from deployments.errors import InvalidArgument, NotFound
 
-__all__ = ["AdapterConfig", "AdapterUsers", "adapter_path"]
+__all__ = [
+    "AdapterConfig",
+    "AdapterUsers",
+    "adapter_path",
+    "name_in_use",
+    "not_an_adapter",
+]
 
 DRAIN_POLL_S = 0.05
 
@@ -54,6 +60,19 @@ def adapter_path(path: str, adapter_dirs: Sequence[str]) -> str:
         )
         raise NotFound(what="adapter folder", name=path, available=names)
     return real
+
+
+def name_in_use(name: str) -> InvalidArgument:
+    return InvalidArgument(
+        field="name", value=name, allowed="a name not in use (unload it first)"
+    )
+
+
+def not_an_adapter(path: str, error: Exception) -> InvalidArgument:
+    """What a backend's refusal of an adapter folder becomes on the wire."""
+    return InvalidArgument(
+        field="path", value=path, allowed="a LoRA of this model", reason=str(error)
+    )
 
 
 class AdapterUsers:

@@ -25,7 +25,7 @@ from contextlib import aclosing
 from dataclasses import replace
 from typing import Any
 
-from deployments.engines.adapters import AdapterUsers
+from deployments.engines.adapters import AdapterUsers, name_in_use, not_an_adapter
 from deployments.engines.base import Engine, resolve_device, resolve_dtype
 from deployments.engines.batching import KeyedBatcher
 from deployments.engines.image.config import (
@@ -56,7 +56,7 @@ from deployments.engines.image.types import (
     resolve,
 )
 from deployments.engines.memory import module_bytes
-from deployments.errors import Cancelled, InvalidArgument, NotFound, Unavailable
+from deployments.errors import Cancelled, NotFound, Unavailable
 
 __all__ = [
     "ImageEngine",
@@ -242,19 +242,12 @@ class ImageEngine(Engine):
         if self._runner is None or self.limits is None:
             raise Unavailable(f"image engine not ready: {self.status_message}")
         if name in self.limits.loras:
-            raise InvalidArgument(
-                field="name", value=name, allowed="a name not in use (unload it first)"
-            )
+            raise name_in_use(name)
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._worker, self._runner.load_lora, name, path)
         except (ValueError, OSError, KeyError) as exc:  # not a LoRA of this model
-            raise InvalidArgument(
-                field="path",
-                value=path,
-                allowed="a LoRA of this model",
-                reason=str(exc),
-            ) from None
+            raise not_an_adapter(path, exc) from None
         self.limits = replace(self.limits, loras=(*self.limits.loras, name))
 
     async def unload_adapter(self, name: str) -> None:

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from deployments.engines.adapters import AdapterUsers
-from deployments.errors import InvalidArgument, NotFound
+from deployments.engines.adapters import AdapterUsers, name_in_use, not_an_adapter
+from deployments.errors import NotFound
 
 __all__ = ["LoraSet"]
 
@@ -36,20 +36,13 @@ class LoraSet:
         from vllm.lora.request import LoRARequest
 
         if name in self._requests:
-            raise InvalidArgument(
-                field="name", value=name, allowed="a name not in use (unload it first)"
-            )
+            raise name_in_use(name)
         request = LoRARequest(name, self._next_id, path)
         began = time.monotonic()
         try:
             await llm.add_lora(request)
         except (ValueError, OSError) as exc:  # not a PEFT LoRA for this model
-            raise InvalidArgument(
-                field="path",
-                value=path,
-                allowed="a PEFT LoRA of this model",
-                reason=str(exc),
-            ) from None
+            raise not_an_adapter(path, exc) from None
         self._next_id += 1
         self._requests[name] = request
         self.load_seconds[name] = time.monotonic() - began
