@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 DRAIN_POLL_S = 0.05
+MAX_PATH_CHARS = 4096
 
 
 class AdapterConfig(BaseModel):
@@ -47,6 +48,12 @@ def adapter_path(path: str, adapter_dirs: Sequence[str]) -> str:
             value=path,
             allowed="nothing: this model's adapter_dirs is empty (no run-time "
             "adapters)",
+        )
+    if not path or len(path) > MAX_PATH_CHARS or not path.isprintable():
+        raise InvalidArgument(
+            field="path",
+            value=path,
+            allowed=f"1..{MAX_PATH_CHARS} printable characters",
         )
     roots = [os.path.realpath(resolve_project_path(d)) for d in adapter_dirs]
     real = os.path.realpath(resolve_project_path(path))
