@@ -70,6 +70,6 @@ class CallMetadata:
         """Routing (`application`; `multiplexed_model_id` when the call names
         a model, so it goes to the replica holding it), key and deadline."""
         extra = () if timeout is None else ((TIMEOUT_HEADER, str(int(timeout * 1000))),)
-        if model:
+        if model and model.isascii() and model.isprintable():  # metadata: ASCII
             extra += ((MODEL_HEADER, model),)
         return route(family) + auth_metadata(self.api_key) + extra
