@@ -22,6 +22,7 @@ __all__ = [
     "AdapterConfig",
     "AdapterUsers",
     "adapter_path",
+    "check_removable",
     "name_in_use",
     "not_an_adapter",
 ]
@@ -73,6 +74,17 @@ def name_in_use(name: str) -> InvalidArgument:
     return InvalidArgument(
         field="name", value=name, allowed="a name not in use (unload it first)"
     )
+
+
+def check_removable(name: str, configured: Iterable[AdapterConfig]) -> None:
+    """An adapter the config loads at start stays: the config is its source."""
+    if name in {adapter.name for adapter in configured}:
+        raise InvalidArgument(
+            field="name",
+            value=name,
+            allowed="an adapter loaded at run time (this one is in the model's "
+            "config: remove it there)",
+        )
 
 
 def not_an_adapter(path: str, error: Exception) -> InvalidArgument:

@@ -23,6 +23,7 @@ from deployments.placement import waiting_families
 from deployments.studio.children import Handle, InFlight, call_child
 from deployments.studio.compose import Studio
 from deployments.studio.config import FamilyRef, StudioAppConfig
+from maestro.models_client import default_models
 from maestro.v1 import models_pb2, studio_pb2
 
 
@@ -134,7 +135,10 @@ class StudioDeployment:
                 ready = False
                 continue
             models = list(answer.models)
-            family_ready = bool(models) and all(m.ready for m in models)
+            # The default model serves calls that name none; the others load
+            # on demand, so "not loaded yet" is not "not ready".
+            defaults = default_models(models)
+            family_ready = bool(defaults) and all(m.ready for m in defaults)
             ready = ready and family_ready
             ids = ", ".join(m.id for m in models) or "no model"
             stats[family] = (

@@ -243,6 +243,9 @@ def test_a_lora_loaded_at_run_time_is_used_by_the_next_request(
     with pytest.raises(MaestroRpcError) as gone:
         image_client.generate_image("a barn", loras={"style-copy": 0.8}, **params)
     assert gone.value.code == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(MaestroRpcError) as configured:  # the config's stays
+        image_client.unload_adapter("maestro-demo-sd", "demo-style")
+    assert configured.value.code == grpc.StatusCode.INVALID_ARGUMENT
     # The start-time adapter is untouched.
     again = image_client.generate_image("a barn", loras={"demo-style": 0.8}, **params)
     assert again.images[0].data == styled

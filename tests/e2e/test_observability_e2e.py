@@ -36,6 +36,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SPAN_WAIT_S = 20  # spans are flushed by a background thread every second
 SCRAPE_WAIT_S = 120  # Ray reports metrics every few seconds; Prometheus scrapes
+RULES_WAIT_S = 60  # a never-hang bound: rule groups evaluate every 15 s
 DASHBOARD = ROOT / "observability" / "grafana" / "dashboards" / "maestro.json"
 
 
@@ -276,7 +277,16 @@ def test_prometheus_holds_maestro_series_after_traffic(
     absent = _dashboard_metrics() - stored - only_on_failure
     histogram_bases = {n.removesuffix("_bucket") for n in stored}
     assert not absent - histogram_bases, absent
-    with urllib.request.urlopen(f"{prometheus}/api/v1/rules") as reply:
-        groups = json.load(reply)["data"]["groups"]
-    rules = [r for g in groups for r in g["rules"]]
-    assert len(rules) == 5 and all(r["health"] == "ok" for r in rules), rules
+    # Rules are "unknown" until their group's first evaluation (every 15 s).
+    deadline = time.monotonic() + RULES_WAIT_S
+    while True:
+        with urllib.request.urlopen(f"{prometheus}/api/v1/rules") as reply:
+            groups = json.load(reply)["data"]["groups"]
+        rules = [r for g in groups for r in g["rules"]]
+        pending = [r for r in rules if r["health"] == "unknown"]
+        if not pending or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    health = {r["name"]: (r["health"], r.get("lastError", "")) for r in rules}
+    assert len(rules) == 5, health
+    assert all(state == "ok" for state, _ in health.values()), health

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.slow
 
 SOLO = "maestro-demo-tts-solo"
 DEFAULT = "maestro-demo-tts"
-CALLS = 8
+CALLS = 12
+STRAYS = 2  # calls HAProxy may redispatch to the other replica
 
 
 def _two_voice_replicas(config: dict[str, Any]) -> None:
@@ -58,9 +59,18 @@ def test_calls_for_a_model_stick_to_one_replica(
             assert client.synthesize("Hello there.").model == DEFAULT
         replicas = _by_replica(client)
     assert len(replicas) == 2
-    holders = [r for r, models in replicas.items() if models[SOLO]["state"] == "loaded"]
-    assert len(holders) == 1, replicas  # one replica loaded it, all calls went there
-    (holder,) = holders
-    assert int(replicas[holder][SOLO]["segments_synthesized"]) >= CALLS
+
+    def served(model: str) -> list[int]:  # one segment per call, per replica
+        return sorted(
+            int(models[model].get("segments_synthesized", 0))
+            for models in replicas.values()
+        )
+
+    # All on one replica. HAProxy may send a stray call elsewhere (a reused
+    # connection that fails is retried on another server, `option
+    # redispatch`), so one or two of them may land on the other replica;
+    # without the hash (leastconn) they alternate, CALLS / 2 each.
+    solo = served(SOLO)
+    assert solo[-1] >= CALLS - STRAYS and sum(solo) == CALLS, replicas
     # The control: calls without a model went to both replicas.
-    assert all(int(m[DEFAULT]["segments_synthesized"]) > 0 for m in replicas.values())
+    assert min(served(DEFAULT)) > 0, replicas

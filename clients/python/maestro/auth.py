@@ -57,6 +57,19 @@ def auth_metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
 # the clients also send the call's timeout: a replica whose engine is still
 # loading answers UNAVAILABLE before the deadline instead of letting it pass.
 TIMEOUT_HEADER = "x-maestro-timeout-ms"
+# A model id longer than this is never a registered one; HAProxy refuses
+# oversized headers, so such a call goes without the routing header (and is
+# answered NOT_FOUND by whichever replica gets it).
+MAX_ROUTED_MODEL_CHARS = 256
+
+
+def _routable(model: str) -> bool:
+    """A model id that may travel as metadata: printable ASCII, short."""
+    return (
+        0 < len(model) <= MAX_ROUTED_MODEL_CHARS
+        and model.isascii()
+        and model.isprintable()
+    )
 
 
 class CallMetadata:
@@ -70,6 +83,6 @@ class CallMetadata:
         """Routing (`application`; `multiplexed_model_id` when the call names
         a model, so it goes to the replica holding it), key and deadline."""
         extra = () if timeout is None else ((TIMEOUT_HEADER, str(int(timeout * 1000))),)
-        if model and model.isascii() and model.isprintable():  # metadata: ASCII
+        if _routable(model):
             extra += ((MODEL_HEADER, model),)
         return route(family) + auth_metadata(self.api_key) + extra

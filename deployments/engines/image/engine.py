@@ -25,7 +25,12 @@ from contextlib import aclosing
 from dataclasses import replace
 from typing import Any
 
-from deployments.engines.adapters import AdapterUsers, name_in_use, not_an_adapter
+from deployments.engines.adapters import (
+    AdapterUsers,
+    check_removable,
+    name_in_use,
+    not_an_adapter,
+)
 from deployments.engines.base import Engine, resolve_device, resolve_dtype
 from deployments.engines.batching import KeyedBatcher
 from deployments.engines.image.config import (
@@ -252,6 +257,7 @@ class ImageEngine(Engine):
 
     async def unload_adapter(self, name: str) -> None:
         """Remove a LoRA once the requests using it (queued too) finished."""
+        check_removable(name, self.config.loras)
         if self._runner is None or self.limits is None:
             raise Unavailable(f"image engine not ready: {self.status_message}")
         if name not in self.limits.loras:

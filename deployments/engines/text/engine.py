@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
+from deployments.engines.adapters import check_removable
 from deployments.engines.base import Engine, resolve_device
 from deployments.engines.memory import checkpoint_bytes
 from deployments.engines.text.adapters import LoraSet
@@ -117,6 +118,7 @@ class TextEngine(Engine):
         await self._loras.add(self._llm, name, path)
 
     async def unload_adapter(self, name: str) -> None:
+        check_removable(name, self.config.loras)
         if self._llm is None:
             raise Unavailable(f"text engine not ready: {self.status_message}")
         await self._loras.remove(self._llm, name)

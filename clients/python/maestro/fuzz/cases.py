@@ -15,9 +15,17 @@ from maestro.fuzz.rpcs import Rpc, discover_rpcs
 from maestro.routing import FAMILIES, route
 
 # Admin RPCs whose success changes the server (an unload means a reload, ~30 s
-# of vLLM on a CPU): unless asked to, the fuzzer only names models that do
-# not exist in them, so they can only fail.
-_DISRUPTIVE = frozenset({"LoadModelRequest", "UnloadModelRequest"})
+# of vLLM on a CPU; an adapter unloaded is gone until loaded again): unless
+# asked to, the fuzzer only names models that do not exist in them, so they
+# can only fail.
+_DISRUPTIVE = frozenset(
+    {
+        "LoadModelRequest",
+        "UnloadModelRequest",
+        "LoadAdapterRequest",
+        "UnloadAdapterRequest",
+    }
+)
 # Sent beside the deadline: Ray's ingress does not pass grpc-timeout on.
 _TIMEOUT_HEADER = getattr(auth, "TIMEOUT_HEADER", "x-maestro-timeout-ms")
 _REQUEST_ID_HEADER = "x-request-id"
@@ -134,7 +142,7 @@ def make_cases(
 ) -> Iterator[Case]:
     """`count` cases, the same for the same seed (and key).
 
-    `disruptive`: let LoadModel/UnloadModel name real models (or none: the
+    `disruptive`: let the model and adapter admin RPCs name real models (or none: the
     family's default), which loads and unloads them.
     """
     rng = random.Random(seed)

@@ -26,7 +26,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--no-check", action="store_true", help="skip the family checks")
     p.add_argument(
-        "--disruptive", action="store_true", help="LoadModel/UnloadModel real models"
+        "--disruptive",
+        action="store_true",
+        help="Load/Unload Model/Adapter on real models",
     )
     p.add_argument("--examples", action="store_true", help="one answer per rpc/code")
     return p.parse_args(argv)
