@@ -149,7 +149,9 @@ async def test_a_cancelled_stream_stops_its_batch(engine: ImageEngine) -> None:
         # One worker: this runs once the cancelled batch has stopped.
         result = await engine.generate(ImageRequest(prompt="next", seed=1, steps=2))
     slow_calls = len(rows) - 2
-    assert 1 <= slow_calls <= 6  # interrupted a few steps after the close, not 40
+    assert slow_calls >= 1  # the batch had started its 40 steps
+    # Interrupted a few steps after the close; uninterrupted it makes 40 calls.
+    assert slow_calls <= 6, f"{slow_calls} transformer calls of 40 ran"
     assert len(result.images) == 1
 
 

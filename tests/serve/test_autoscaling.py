@@ -94,4 +94,5 @@ async def test_voice_scales_out_under_load_and_back_in(demo_models) -> None:
         assert not failures, failures[:3]
         # 90 s is a never-hang bound on scaling out, not a speed target
         # (bench/autoscale.py measures it).
-        assert done > 10 and scaled_out_s < 90
+        assert done > 10
+        assert scaled_out_s < 90  # never-hang bound, not a speed target

@@ -103,7 +103,7 @@ def test_requests_per_minute_hold_across_two_replicas(target: str) -> None:
                 codes.append(error.code.name)
                 assert "requests_per_minute" in error.details
                 # The pushback the server sent (a value of the contract).
-                assert error.retry_after_s and error.retry_after_s > 0
+                assert error.retry_after_s and error.retry_after_s > 0  # a value
     assert codes == ["OK"] * RPM + ["RESOURCE_EXHAUSTED"] * 4
     with MaestroClient(target, timeout=30, api_key=OPERATOR) as client:
         per_replica = _synthesized_by_replica(client)

@@ -95,7 +95,7 @@ async def test_requests_per_minute_refuse_with_the_time_to_refill() -> None:
         await gate.admit(entry, "text", 0, direct=True)
     assert info.value.quota == "requests_per_minute" and info.value.limit == 2
     # The refill time reported: within the window (a value, not a timing).
-    assert 0 < info.value.retry_after_s <= quotas.WINDOW_S
+    assert 0 < info.value.retry_after_s <= quotas.WINDOW_S  # a value, not a timing
     # Calls the studio makes on this key's behalf are not requests of their own.
     await gate.admit(entry, "text", 0, direct=False)
 

@@ -143,7 +143,7 @@ async def test_quota_rejections_carry_the_time_until_refill(
     assert "requests_per_minute" in info.value.details
     assert info.value.retry_after_s is not None
     # The refill time reported: within the window (a value, not a timing).
-    assert 0 < info.value.retry_after_s <= quotas.WINDOW_S
+    assert 0 < info.value.retry_after_s <= quotas.WINDOW_S  # a value, not a timing
 
 
 async def test_the_client_waits_out_a_quota_when_asked(
