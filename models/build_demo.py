@@ -12,19 +12,18 @@ Usage: ``python -m models.build_demo [--out models/demo] [--force]``
 from __future__ import annotations
 
 import argparse
-import hashlib
 import random
-import shutil
-import tempfile
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from models.assemble import MARKER, build_folder, is_complete, tree_hash
+
+__all__ = ["FAMILIES", "MARKER", "build_text_model", "is_complete", "main", "tree_hash"]
 from models.image_demo import build_image_model, build_sd3_model
 from models.voice_demo import build_speecht5_model, build_voice_model
 
-MARKER = ".maestro-demo-complete"
 SEED = 1234
 MAX_CONTEXT = 2048
 VOCAB_SIZE = 512
@@ -71,23 +70,6 @@ def _corpus(n_sentences: int = 400) -> list[str]:
         # Teach the tokenizer the chat scaffolding too, so prompts stay short.
         lines.append(f"### {('system', 'user', 'assistant')[i % 3]}\n{sentence}")
     return lines
-
-
-def tree_hash(root: Path) -> str:
-    """Hash every file under ``root`` (except the marker) by relative path + bytes."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        if path.name == MARKER:
-            continue
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
-
-
-def is_complete(out_dir: Path) -> bool:
-    """True when the marker exists and still matches the files (no partial build)."""
-    marker = out_dir / MARKER
-    return marker.is_file() and marker.read_text().strip() == tree_hash(out_dir)
 
 
 def _llm_config(architecture: str, **fields: Any) -> Any:
@@ -218,28 +200,9 @@ def build_text_model(
     the marker (a content hash) is written, so an interrupted build never looks
     complete. An existing complete build is reused unless ``force`` is set.
     """
-    out_dir = Path(out_dir)
-    name = out_dir.name
-    if not force and is_complete(out_dir):
-        print(f"{name}: up to date at {out_dir}")
-        return out_dir
-    print(f"{name}: building into {out_dir}")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
-        _write_text_model(tmp, architecture)
-        # mkdtemp and safetensors create owner-only modes; make it readable.
-        tmp.chmod(0o755)
-        for path in tmp.rglob("*"):
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        (tmp / MARKER).write_text(tree_hash(tmp) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{name}: done, sha256 {(out_dir / MARKER).read_text().strip()[:16]}")
-    return out_dir
+    return build_folder(
+        out_dir, partial(_write_text_model, architecture=architecture), force=force
+    )
 
 
 # Folder name -> builder; each builds into ``<out>/<name>``. Every family has

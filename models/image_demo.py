@@ -18,12 +18,12 @@ and moved into place, and reused when already complete.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from models.assemble import build_folder
 
 __all__ = [
     "DEMO_LORA",
@@ -295,7 +295,7 @@ def build_image_model(out_dir: Path, *, force: bool = False) -> Path:
     Same contract as ``build_text_model``: an interrupted build never looks
     complete, and a complete one is reused unless ``force`` is set.
     """
-    return _build(Path(out_dir), "image", _write_image_model, force=force)
+    return build_folder(Path(out_dir), _write_image_model, force=force)
 
 
 def build_sd3_model(out_dir: Path, *, force: bool = False) -> Path:
@@ -304,33 +304,4 @@ def build_sd3_model(out_dir: Path, *, force: bool = False) -> Path:
     Same contract as ``build_image_model``; no LoRA ships with it.
     """
     out_dir = Path(out_dir)
-    return _build(out_dir, out_dir.name, _write_sd3_model, force=force)
-
-
-def _build(
-    out_dir: Path, name: str, write: Callable[[Path], None], *, force: bool
-) -> Path:
-    """Write with ``write`` into a temp folder, mark it complete, move it in."""
-    # Imported here: build_demo imports this module for its FAMILIES table.
-    from models.build_demo import MARKER, is_complete, tree_hash
-
-    if not force and is_complete(out_dir):
-        print(f"{name}: up to date at {out_dir}")
-        return out_dir
-    print(f"{name}: building into {out_dir}")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
-        write(tmp)
-        # Components live in subfolders (unet/, vae/, loras/...): make the
-        # whole tree readable, not just the top level.
-        for path in [tmp, *tmp.rglob("*")]:
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        (tmp / MARKER).write_text(tree_hash(tmp) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{name}: done, sha256 {(out_dir / MARKER).read_text().strip()[:16]}")
-    return out_dir
+    return build_folder(out_dir, _write_sd3_model, force=force)

@@ -22,10 +22,9 @@ sentencepiece tokenizer trained in memory, and one fixed x-vector per voice in
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
+
+from models.assemble import build_folder
 
 __all__ = [
     "SOLO_VOICES",
@@ -248,37 +247,11 @@ def build_voice_model(
 ) -> Path:
     """Build a demo VITS into ``out_dir`` and return it (reused when complete):
     the two-speaker one, or with ``solo`` the one-speaker 22.05 kHz one."""
-    return _build(Path(out_dir), lambda tmp: _write_voice_model(tmp, solo), force)
+    return build_folder(
+        Path(out_dir), lambda tmp: _write_voice_model(tmp, solo), force=force
+    )
 
 
 def build_speecht5_model(out_dir: Path, *, force: bool = False) -> Path:
     """Build the demo SpeechT5 (two voices, 16 kHz vocoder) into ``out_dir``."""
-    return _build(Path(out_dir), _write_speecht5_model, force)
-
-
-def _build(out_dir: Path, write: Callable[[Path], None], force: bool) -> Path:
-    """Write into a sibling temp folder, mark it with its content hash, move it
-    into place; a complete build is reused unless ``force``."""
-    # Imported here: build_demo imports this module for its FAMILIES table.
-    from models.build_demo import MARKER, is_complete, tree_hash
-
-    name = out_dir.name
-    if not force and is_complete(out_dir):
-        print(f"{name}: up to date at {out_dir}")
-        return out_dir
-    print(f"{name}: building into {out_dir}")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
-        write(tmp)
-        tmp.chmod(0o755)  # mkdtemp and safetensors create owner-only modes
-        for path in tmp.rglob("*"):
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        (tmp / MARKER).write_text(tree_hash(tmp) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{name}: done, sha256 {(out_dir / MARKER).read_text().strip()[:16]}")
-    return out_dir
+    return build_folder(Path(out_dir), _write_speecht5_model, force=force)
