@@ -24,6 +24,8 @@ from typing import Any, ClassVar
 
 from grpc_health.v1 import health_pb2
 
+from deployments.cache.responses import ResponseCache
+from deployments.cache.stores import CacheUnavailable
 from deployments.engines.base import Engine, ModelStatus
 from deployments.errors import InvalidArgument, Unavailable
 from deployments.health import health_response
@@ -59,6 +61,7 @@ class EngineIngress:
     # end the wait sooner, with UNAVAILABLE).
     engine_wait_s: ClassVar[float] = 120.0
     registry: ModelRegistry
+    cache: ResponseCache
 
     def _start_registry(
         self, config: ModelsConfig[Any], make_engine: Callable[[Any], Engine]
@@ -72,6 +75,7 @@ class EngineIngress:
             max_loaded_bytes=config.max_loaded_bytes,
         )
         self.registry.on_change.append(report_models)
+        self.cache = ResponseCache(self.family, config.cache)
         self._starting = asyncio.create_task(self._preload())
 
     async def _preload(self) -> None:
@@ -166,6 +170,9 @@ class EngineIngress:
             await registry.shutdown()
         except Exception:
             logger.exception("%s engines failed to shut down", self.family)
+        cache = getattr(self, "cache", None)
+        if cache is not None:
+            await cache.close()
 
     def _healthy(self) -> tuple[bool, str]:
         if not self._starting.done():
@@ -229,6 +236,39 @@ class EngineIngress:
         await self._engine_ready()
         await self.registry.unload_adapter(request.model, request.name)
         return models_pb2.UnloadAdapterResponse(model=self._row(request.model))
+
+    @unary_rpc(models_pb2.CacheStatsResponse)
+    async def CacheStats(
+        self, request: models_pb2.CacheStatsRequest, request_id: str
+    ) -> models_pb2.CacheStatsResponse:
+        config = self.cache.config
+        stats = models_pb2.CacheStats(
+            family=self.family_enum,  # type: ignore[arg-type]
+            enabled=config.enabled,
+            store=config.store_kind,
+            scope=config.scope,
+            max_bytes=config.max_bytes,
+            errors=self.cache.errors,
+        )
+        try:
+            figures = await self.cache.stats()
+        except CacheUnavailable as exc:
+            raise Unavailable(f"{self.family} cache store unavailable: {exc}") from None
+        if figures is not None:
+            stats.entries, stats.bytes = figures.entries, figures.bytes
+            stats.hits, stats.misses = figures.hits, figures.misses
+            stats.evictions = figures.evictions
+        return models_pb2.CacheStatsResponse(stats=stats)
+
+    @unary_rpc(models_pb2.ClearCacheResponse)
+    async def ClearCache(
+        self, request: models_pb2.ClearCacheRequest, request_id: str
+    ) -> models_pb2.ClearCacheResponse:
+        try:
+            removed = await self.cache.clear()
+        except CacheUnavailable as exc:
+            raise Unavailable(f"{self.family} cache store unavailable: {exc}") from None
+        return models_pb2.ClearCacheResponse(removed=removed)
 
     def _row(self, model_id: str) -> models_pb2.ModelInfo:
         wanted = model_id or self.registry.default_id

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -33,12 +34,17 @@ from deployments.status import to_status
 from observability import metrics, tracing
 
 __all__ = [
+    "CACHE_HEADER",
+    "CACHE_STATUS_KEY",
     "REQUEST_ID_KEY",
     "RETRY_PUSHBACK_KEY",
     "TRACE_ID_KEY",
     "GrpcContext",
+    "cache_mode",
     "current_caller",
     "current_deadline",
+    "note_cache",
+    "use_cache_mode",
     "request_id_of",
     "stream_rpc",
     "unary_rpc",
@@ -68,6 +74,52 @@ TIMEOUT_KEY = "x-maestro-timeout-ms"  # the Maestro clients' call timeout
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "maestro_deadline", default=None
 )
+
+
+# The response cache's one convention, for every family: a request sends
+# metadata `x-maestro-cache: bypass` (neither read nor stored) or `refresh`
+# (not read; the new result replaces the entry); every answer of a family
+# with a cache says `x-cache: hit` or `miss` in its trailing metadata.
+CACHE_HEADER = "x-maestro-cache"
+CACHE_MODES = ("", "use", "bypass", "refresh")
+CACHE_STATUS_KEY = "x-cache"
+_CACHE_MODE: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "maestro_cache_mode", default=""
+)
+_CALL: contextvars.ContextVar[_Call | None] = contextvars.ContextVar(
+    "maestro_call", default=None
+)
+
+
+def cache_mode() -> str:
+    """The call's cache directive: "" (use the cache), "bypass" or "refresh"."""
+    return _CACHE_MODE.get()
+
+
+def use_cache_mode(mode: str) -> None:
+    """Set the directive for the rest of this call (and the child calls it
+    makes), e.g. the studio bypassing the cache for an unseeded Compose."""
+    _CACHE_MODE.set(mode)
+
+
+def note_cache(hit: bool, cost_share: float = 1.0) -> None:
+    """Tell the client whether this call was answered from the cache; a hit
+    is charged `cost_share` of its quota budget."""
+    call = _CALL.get()
+    if call is None:
+        return
+    if hit:
+        call.share = cost_share
+    call.add_trailer(CACHE_STATUS_KEY, "hit" if hit else "miss")
+
+
+def _cache_directive(value: object) -> str:
+    mode = value if isinstance(value, str) else ""
+    if mode not in CACHE_MODES:
+        raise InvalidArgument(
+            field=f"{CACHE_HEADER} metadata", value=mode, allowed="bypass or refresh"
+        )
+    return "" if mode == "use" else mode
 
 
 def current_deadline() -> float | None:
@@ -125,10 +177,12 @@ class _Call:
         "family",
         "rid",
         "rpc",
+        "share",
         "span",
         "started",
         "ticket",
         "trailing",
+        "units",
         "used",
     )
 
@@ -138,7 +192,8 @@ class _Call:
         self.rpc, self.started, self.context = rpc, time.monotonic(), context
         self.error: MaestroError | None = None
         self.ticket: Ticket | None = None
-        self.used = 0
+        self.used = self.units = 0
+        self.share = 1.0  # of the quota budget, charged (less on a cache hit)
         try:
             self.rid = request_id_of(request, context)
         except InvalidArgument as exc:
@@ -168,14 +223,25 @@ class _Call:
         if context is not None:
             context.set_trailing_metadata(self.trailing)
 
-    async def admit(self, owner: Any, request: Any, caller: str) -> None:
+    def add_trailer(self, key: str, value: str) -> None:
+        self.trailing = [*self.trailing, (key, value)]
+        if self.context is not None:
+            self.context.set_trailing_metadata(self.trailing)
+
+    async def admit(
+        self, owner: Any, request: Any, caller: str, cache: str = ""
+    ) -> None:
         """Bad ids and bodies, then the key, its scopes and its quotas."""
+        _CALL.set(self)
         if self.error is not None:
             raise self.error
         if self.context is not None:
-            sent = dict(self.context.invocation_metadata() or ()).get(TIMEOUT_KEY)
-            if isinstance(sent, str) and sent.isdigit():
-                _DEADLINE.set(self.started + int(sent) / 1000)
+            sent = dict(self.context.invocation_metadata() or ())
+            timeout = sent.get(TIMEOUT_KEY)
+            if isinstance(timeout, str) and timeout.isdigit():
+                _DEADLINE.set(self.started + int(timeout) / 1000)
+            cache = sent.get(CACHE_HEADER, "")
+        _CACHE_MODE.set(_cache_directive(cache))
         if self.rpc in OPEN_RPCS:
             return
         guard = gate()
@@ -185,7 +251,7 @@ class _Call:
         else:  # a handle call on behalf of `caller`, checked where it entered
             key = guard.caller(caller)
         cost = getattr(owner, "request_cost", None)
-        units = cost(self.rpc, request) if cost is not None else 0
+        units = self.units = cost(self.rpc, request) if cost is not None else 0
         self.ticket = await guard.admit(
             key, self.family, units, direct=self.context is not None
         )
@@ -201,7 +267,12 @@ class _Call:
 
     async def finish(self, code: str, error: str = "") -> None:
         if self.ticket is not None:
-            await gate().settle(self.ticket, self.used)
+            charged = math.ceil(self.units * self.share)
+            await gate().settle(
+                self.ticket,
+                math.ceil(self.used * self.share),
+                refund=self.units - charged,
+            )
         tracing.end_span(self.span, code, error)
         metrics.inc("maestro_requests", rpc=self.rpc, code=code)
         metrics.observe(
@@ -248,12 +319,13 @@ def unary_rpc(
             grpc_context: Any = None,
             *,
             maestro_caller: str = "",
+            maestro_cache: str = "",
         ) -> Resp:
             call = _Call(self, fn.__name__, request, grpc_context)
             code = "OK"
             try:
                 with tracing.attached(call.span):
-                    await call.admit(self, request, maestro_caller)
+                    await call.admit(self, request, maestro_caller, maestro_cache)
                     response = await fn(self, request, call.rid)
                     call.observe(response)
                     return response
@@ -283,14 +355,19 @@ def stream_rpc(
     """
 
     async def rpc(
-        self: Any, request: Any, grpc_context: Any = None, *, maestro_caller: str = ""
+        self: Any,
+        request: Any,
+        grpc_context: Any = None,
+        *,
+        maestro_caller: str = "",
+        maestro_cache: str = "",
     ) -> AsyncIterator[Resp]:
         call = _Call(self, fn.__name__, request, grpc_context)
         stream = fn(self, request, call.rid)
         code = "OK"
         try:
             with tracing.attached(call.span):
-                await call.admit(self, request, maestro_caller)
+                await call.admit(self, request, maestro_caller, maestro_cache)
             while True:
                 # The span is current for each step, never across a yield.
                 with tracing.attached(call.span):

@@ -7,6 +7,7 @@ args:
       preload: false            # loads on its first request
   max_loaded_models: 1          # per replica; LRU idle models are evicted
   max_loaded_bytes: 8000000000  # and/or a memory budget (ListModels memory_bytes)
+  cache: {enabled: true}        # the response cache (deployments.cache.config)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from deployments import resolve_project_path
+from deployments.cache.config import CacheConfig
 from deployments.registry import ModelSpec
 
 __all__ = ["ModelEntry", "ModelsConfig", "model_specs", "resolve_model_paths"]
@@ -58,6 +60,11 @@ class ModelsConfig(BaseModel, Generic[C]):
         "(ListModels `memory_bytes`: weights, and vLLM's KV cache); least "
         "recently used idle models are unloaded to make room. A model's "
         "first load is estimated from its checkpoint files (unset: no limit).",
+    )
+
+    cache: CacheConfig = Field(
+        default_factory=CacheConfig,
+        description="The family's response cache (off unless `enabled`).",
     )
 
     @model_validator(mode="after")

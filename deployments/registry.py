@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from deployments.cache.keys import fingerprint
 from deployments.engines.adapters import adapter_path
 from deployments.engines.base import Engine, ModelStatus
 from deployments.engines.memory import checkpoint_bytes
@@ -205,7 +206,7 @@ class ModelRegistry:
             if engine is None:
                 raise Unavailable(f"model {slot.spec.id!r} was unloaded; retry")
             began = time.monotonic()
-            await engine.load_adapter(name, real)
+            await _load_adapter(engine, name, real)
             slot.adapters[name] = real
         logger.info("adapter %s of %s loaded from %s", name, slot.spec.id, real)
         return time.monotonic() - began
@@ -216,6 +217,7 @@ class ModelRegistry:
         async with slot.lock:
             if slot.engine is not None and name in slot.engine.adapters:
                 await slot.engine.unload_adapter(name)
+                slot.engine.adapter_prints.pop(name, None)
             elif name not in slot.adapters:
                 available = slot.engine.adapters if slot.engine else slot.adapters
                 raise NotFound(what="adapter", name=name, available=list(available))
@@ -302,7 +304,7 @@ class ModelRegistry:
             engine = self._make(slot.spec.config)
             await engine.start()
             for name, path in slot.adapters.items():  # loaded at run time
-                await engine.load_adapter(name, path)
+                await _load_adapter(engine, name, path)
             slot.loaded_by = "start"
             slot.engine, slot.state = engine, ModelState.LOADED
             slot.last_engine = engine
@@ -422,3 +424,9 @@ class ModelRegistry:
         finally:
             slot.state = ModelState.AVAILABLE
             logger.info("model %s unloaded", slot.spec.id)
+
+
+async def _load_adapter(engine: Engine, name: str, path: str) -> None:
+    """Load a run-time adapter, noting its files for the response cache."""
+    await engine.load_adapter(name, path)
+    engine.adapter_prints[name] = await asyncio.to_thread(fingerprint, path)

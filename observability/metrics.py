@@ -158,6 +158,39 @@ METRICS: dict[str, MetricDef] = {
             "counter",
             "Quota store (Redis) calls that failed; the call was served unmetered.",
         ),
+        # The response cache (deployments.cache).
+        MetricDef(
+            "maestro_cache_lookups",
+            "counter",
+            "Cache lookups of cacheable requests, by family and result (hit, miss).",
+            ("family", "result"),
+        ),
+        MetricDef(
+            "maestro_cache_evictions",
+            "counter",
+            "Entries evicted to stay within the cache's byte budget, by family.",
+            ("family",),
+        ),
+        MetricDef(
+            "maestro_cache_bytes",
+            "gauge",
+            "Bytes the family's cache entries hold (the replica's, or the shared "
+            "Redis store's), as of the last store.",
+            ("family",),
+        ),
+        MetricDef(
+            "maestro_cache_errors",
+            "counter",
+            "Cache store (Redis) calls that failed; the request was served "
+            "without the cache.",
+            ("family",),
+        ),
+        MetricDef(
+            "maestro_cache_too_large",
+            "counter",
+            "Results served but not stored: larger than max_entry_bytes.",
+            ("family",),
+        ),
     )
 }
 

@@ -48,7 +48,16 @@ BUDGETS = {
 # Concurrency has no refill time; a client backs off this long and retries.
 CONCURRENCY_RETRY_S = 1.0
 # Admin RPCs (model management, cache) need the explicit `admin` scope.
-ADMIN_RPCS = frozenset({"LoadModel", "UnloadModel", "LoadAdapter", "UnloadAdapter"})
+ADMIN_RPCS = frozenset(
+    {
+        "LoadModel",
+        "UnloadModel",
+        "LoadAdapter",
+        "UnloadAdapter",
+        "CacheStats",
+        "ClearCache",
+    }
+)
 
 
 @dataclass
@@ -163,8 +172,9 @@ class Gate:
             self._store_down(exc)
         return ticket
 
-    async def settle(self, ticket: Ticket, used: int = 0) -> None:
-        """The call ended: free its slot; charge usage known only now."""
+    async def settle(self, ticket: Ticket, used: int = 0, refund: int = 0) -> None:
+        """The call ended: free its slot; charge usage known only now, and
+        give back `refund` of what was taken at admission (a cache hit)."""
         key = ticket.key
         if key is None:
             return
@@ -172,8 +182,8 @@ class Gate:
             if ticket.holds_slot:
                 await self.store.release(f"{key.name}:concurrent", ticket.token)
             budget = BUDGETS.get(ticket.family)
-            if used and budget and getattr(key.quotas, budget):
-                await self.store.add(f"{key.name}:{budget}", used)
+            if budget and getattr(key.quotas, budget) and used - refund:
+                await self.store.add(f"{key.name}:{budget}", used - refund)
         except StoreUnavailable as exc:
             self._store_down(exc)
 

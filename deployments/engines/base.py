@@ -10,6 +10,7 @@ later, the model registry speak only to this interface:
     engine.ready, engine.status_message, engine.device, engine.engine_name
     engine.check_model(request.model) # NotFound unless it names this model
     engine.model_info()               # what ListModels reports
+    engine.cache_form(request)        # the response cache's key, or None
     await engine.shutdown()           # free the model and what it started
 
 In the spirit of Ray LLM's `LLMEngine` and MLServer's `MLModel` (`load` /
@@ -20,6 +21,7 @@ its limits and live counters; the status bookkeeping lives here.
 from __future__ import annotations
 
 import abc
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -98,6 +100,10 @@ class Engine(abc.ABC):
         self.config = config
         self._status = "not started"
         self.device = "cpu"
+        # What identifies the loaded model's files, and each adapter's, for
+        # the response cache (set when they load; `deployments.cache.keys`).
+        self.files_print = ""
+        self.adapter_prints: dict[str, str] = {}
 
     @property
     def status_message(self) -> str:
@@ -178,6 +184,28 @@ class Engine(abc.ABC):
         """Live counters for ListModels."""
         return {}
 
+    def cache_form(self, request: Any) -> dict[str, Any] | None:
+        """The request as the response cache keys it — every default filled
+        in, no request id, plus the model's identity (`_identified`) — or
+        None when its result is not a function of it (unseeded sampling).
+        Nothing is cached by default."""
+        return None
+
+    def _identified(
+        self, form: dict[str, Any], adapters: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
+        """`form` with what identifies the model and the adapters it uses:
+        the checkpoint's files, the engine settings, engine and version."""
+        return {
+            "request": form,
+            "model": {
+                "files": self.files_print,
+                "config": self.config.model_dump(mode="json"),
+                "engine": self.engine_name,
+            },
+            "adapters": {name: self.adapter_prints.get(name, "") for name in adapters},
+        }
+
     # The shared part ------------------------------------------------------
 
     @property
@@ -186,9 +214,16 @@ class Engine(abc.ABC):
 
     async def start(self) -> None:
         """Load the model; the status says how far it got (and why it failed)."""
+        from deployments.cache.keys import fingerprint
+
         self.status_message = "loading"
         try:
             await self._load()
+            self.files_print = await asyncio.to_thread(fingerprint, self.config.model)
+            for adapter in getattr(self.config, "loras", ()):
+                self.adapter_prints[adapter.name] = await asyncio.to_thread(
+                    fingerprint, adapter.path
+                )
         except Exception as exc:
             self.status_message = f"failed to start: {type(exc).__name__}: {exc}"
             raise

@@ -60,12 +60,21 @@ class ImageDeployment(EngineIngress):
     ) -> image_pb2.GenerateImageResponse:
         engine_request = to_engine_request(request, request_id)
         async with self._model(request.model) as engine:
-            with self._span(engine, "generate", engine_request) as on_result:
-                result = await engine.generate(engine_request)
-                on_result(result)
-        return to_generate_response(
-            result, model=engine.served_id, request_id=request_id
-        )
+
+            async def produce() -> image_pb2.GenerateImageResponse:
+                with self._span(engine, "generate", engine_request) as on_result:
+                    result = await engine.generate(engine_request)
+                    on_result(result)
+                return to_generate_response(
+                    result, model=engine.served_id, request_id=request_id
+                )
+
+            return await self.cache.unary(
+                self.cache.key(engine, "GenerateImage", engine_request),
+                image_pb2.GenerateImageResponse,
+                request_id,
+                produce,
+            )
 
     @stream_rpc
     async def StreamImage(
@@ -75,18 +84,31 @@ class ImageDeployment(EngineIngress):
         async for load in self._loading(request.model):
             yield image_pb2.StreamImageResponse(model_load=load)
         async with self._model(request.model) as engine:
-            model = engine.served_id
-            events = engine.stream(engine_request)
-            with self._span(engine, "stream", engine_request) as on_result:
-                async with aclosing(events):  # leaving early cancels it
-                    async for event in events:
-                        if isinstance(event, ImageResult):
-                            on_result(event)
-                            yield to_result_response(
-                                event, model=model, request_id=request_id
-                            )
-                        else:
-                            yield to_progress_response(event)
+
+            async def produce() -> AsyncIterator[image_pb2.StreamImageResponse]:
+                model = engine.served_id
+                events = engine.stream(engine_request)
+                with self._span(engine, "stream", engine_request) as on_result:
+                    async with aclosing(events):  # leaving early cancels it
+                        async for event in events:
+                            if isinstance(event, ImageResult):
+                                on_result(event)
+                                yield to_result_response(
+                                    event, model=model, request_id=request_id
+                                )
+                            else:
+                                yield to_progress_response(event)
+
+            replies = self.cache.stream(
+                self.cache.key(engine, "StreamImage", engine_request),
+                image_pb2.StreamImageResponse,
+                request_id,
+                produce,
+                keep=lambda message: message.WhichOneof("event") == "result",
+            )
+            async with aclosing(replies):
+                async for reply in replies:
+                    yield reply
 
     def request_cost(self, rpc: str, request: Any) -> int:
         """Pixel-steps a call asks for (the image budget's unit)."""

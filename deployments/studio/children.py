@@ -15,7 +15,7 @@ import asyncio
 import logging
 from typing import Any, Protocol
 
-from deployments.ingress import current_caller
+from deployments.ingress import cache_mode, current_caller
 
 __all__ = ["Handle", "InFlight", "call_child"]
 
@@ -64,10 +64,13 @@ async def call_child(
 
     The call carries the API key name of the Compose it serves, so the
     family charges its budgets to that key (the key was checked here), and
-    goes to a replica holding the model it names (`deployments.routing`).
+    its cache directive (`x-maestro-cache`; bypass for an unseeded Compose),
+    and goes to a replica holding the model it names (`deployments.routing`).
     """
-    caller = current_caller()
+    caller, mode = current_caller(), cache_mode()
     extra = {"maestro_caller": caller} if caller else {}
+    if mode:
+        extra["maestro_cache"] = mode
     if getattr(request, "model", ""):  # to a replica that holds it (routing)
         handle = handle.options(multiplexed_model_id=request.model)
     response = getattr(handle, method).remote(request, **extra)

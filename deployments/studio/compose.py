@@ -23,6 +23,7 @@ from typing import Any
 
 from deployments.engines.checks import check_count, check_length
 from deployments.errors import ChildFailed, ErrorKind, InvalidArgument
+from deployments.ingress import use_cache_mode
 from deployments.status import classify
 from deployments.studio.children import Handle, InFlight, call_child
 from deployments.studio.config import StudioAppConfig
@@ -94,7 +95,11 @@ class Studio:
     ) -> AsyncIterator[Event]:
         """Plan first, then scene events in completion order, `done` last."""
         num_scenes = self._validate(request)
-        seed = request.seed if request.HasField("seed") else secrets.randbits(31)
+        if request.HasField("seed"):
+            seed = request.seed
+        else:  # its child calls are seeded at random: never cache them
+            seed = secrets.randbits(31)
+            use_cache_mode("bypass")
         run = _Run(
             request_id=request_id,
             seed=seed,

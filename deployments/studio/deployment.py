@@ -31,7 +31,8 @@ def _no_models() -> InvalidArgument:
     """Model management goes to the family that holds the model."""
     return InvalidArgument(
         field="application",
-        allowed="text, image or voice: the studio holds no models of its own",
+        allowed="text, image or voice: the studio holds no models (nor a "
+        "response cache: its child calls use the families') of its own",
     )
 
 
@@ -114,6 +115,18 @@ class StudioDeployment:
     async def UnloadAdapter(
         self, request: models_pb2.UnloadAdapterRequest, request_id: str
     ) -> models_pb2.UnloadAdapterResponse:
+        raise _no_models()
+
+    @unary_rpc(models_pb2.CacheStatsResponse)
+    async def CacheStats(
+        self, request: models_pb2.CacheStatsRequest, request_id: str
+    ) -> models_pb2.CacheStatsResponse:
+        raise _no_models()
+
+    @unary_rpc(models_pb2.ClearCacheResponse)
+    async def ClearCache(
+        self, request: models_pb2.ClearCacheRequest, request_id: str
+    ) -> models_pb2.ClearCacheResponse:
         raise _no_models()
 
     @unary_rpc(models_pb2.ListModelsResponse)

@@ -5,7 +5,12 @@ from __future__ import annotations
 from deployments.engines.text.types import ChatTurn, TextDelta, TextRequest
 from maestro.v1 import text_pb2
 
-__all__ = ["to_engine_request", "to_generate_response", "to_stream_response"]
+__all__ = [
+    "condense_stream",
+    "to_engine_request",
+    "to_generate_response",
+    "to_stream_response",
+]
 
 _FINISH = {
     None: text_pb2.FINISH_REASON_UNSPECIFIED,
@@ -71,3 +76,24 @@ def to_stream_response(
         model=model,
         request_id=request_id,
     )
+
+
+def condense_stream(
+    messages: list[text_pb2.StreamTextResponse],
+) -> list[text_pb2.StreamTextResponse] | None:
+    """A finished stream as the cache replays it: its whole text in one
+    message, then the last one (finish reason and usage); None unless it
+    finished (stop or length)."""
+    if not messages or messages[-1].finish_reason not in (
+        text_pb2.FINISH_REASON_STOP,
+        text_pb2.FINISH_REASON_LENGTH,
+    ):
+        return None
+    last = messages[-1]
+    text = "".join(m.text for m in messages)
+    final = text_pb2.StreamTextResponse(
+        finish_reason=last.finish_reason, usage=last.usage, model=last.model
+    )
+    if not text:
+        return [final]
+    return [text_pb2.StreamTextResponse(text=text, model=last.model), final]

@@ -19,6 +19,7 @@ from deployments.ingress import stream_rpc, unary_rpc
 from deployments.streaming import MessagePacer, paced
 from deployments.text.config import TextAppConfig
 from deployments.text.converters import (
+    condense_stream,
     to_engine_request,
     to_generate_response,
     to_stream_response,
@@ -50,11 +51,21 @@ class TextDeployment(EngineIngress):
         self, request: text_pb2.GenerateTextRequest, request_id: str
     ) -> text_pb2.GenerateTextResponse:
         async with self._model(request.model) as engine:
-            deltas = engine.stream(to_engine_request(request, request_id))
-            result = await collect(self._observed(engine, deltas, "generate"))
-        return to_generate_response(
-            result, model=engine.served_id, request_id=request_id
-        )
+            engine_request = to_engine_request(request, request_id)
+
+            async def produce() -> text_pb2.GenerateTextResponse:
+                deltas = engine.stream(engine_request)
+                result = await collect(self._observed(engine, deltas, "generate"))
+                return to_generate_response(
+                    result, model=engine.served_id, request_id=request_id
+                )
+
+            return await self.cache.unary(
+                self.cache.key(engine, "GenerateText", engine_request),
+                text_pb2.GenerateTextResponse,
+                request_id,
+                produce,
+            )
 
     @stream_rpc
     async def StreamText(
@@ -63,15 +74,32 @@ class TextDeployment(EngineIngress):
         async for load in self._loading(request.model):
             yield text_pb2.StreamTextResponse(model_load=load, request_id=request_id)
         async with self._model(request.model) as engine:
-            deltas = engine.stream(to_engine_request(request, request_id))
-            deltas = self._observed(engine, deltas, "stream")
-            model = engine.served_id
-            messages = paced(
-                deltas, self.pacer, is_last=lambda d: d.finish_reason is not None
+            engine_request = to_engine_request(request, request_id)
+
+            async def produce() -> AsyncIterator[text_pb2.StreamTextResponse]:
+                deltas = engine.stream(engine_request)
+                deltas = self._observed(engine, deltas, "stream")
+                model = engine.served_id
+                messages = paced(
+                    deltas, self.pacer, is_last=lambda d: d.finish_reason is not None
+                )
+                async with aclosing(messages):
+                    async for delta in messages:
+                        yield to_stream_response(
+                            delta, model=model, request_id=request_id
+                        )
+
+            replies = self.cache.stream(
+                self.cache.key(engine, "StreamText", engine_request),
+                text_pb2.StreamTextResponse,
+                request_id,
+                produce,
+                keep=lambda message: True,
+                condense=condense_stream,
             )
-            async with aclosing(messages):
-                async for delta in messages:
-                    yield to_stream_response(delta, model=model, request_id=request_id)
+            async with aclosing(replies):
+                async for reply in replies:
+                    yield reply
 
     def _ingress_stats(self) -> dict[str, str]:
         return {"open_streams": str(self.pacer.open_streams)}

@@ -51,12 +51,21 @@ class VoiceDeployment(EngineIngress):
     ) -> voice_pb2.SynthesizeResponse:
         engine_request = to_engine_request(request, request_id)
         async with self._model(request.model) as engine:
-            with self._span(engine, "synthesize", engine_request) as observer:
-                speech = await engine.synthesize(engine_request)
-                observer.speech(speech)
-        return to_synthesize_response(
-            speech, model=engine.served_id, request_id=request_id
-        )
+
+            async def produce() -> voice_pb2.SynthesizeResponse:
+                with self._span(engine, "synthesize", engine_request) as observer:
+                    speech = await engine.synthesize(engine_request)
+                    observer.speech(speech)
+                return to_synthesize_response(
+                    speech, model=engine.served_id, request_id=request_id
+                )
+
+            return await self.cache.unary(
+                self.cache.key(engine, "Synthesize", engine_request),
+                voice_pb2.SynthesizeResponse,
+                request_id,
+                produce,
+            )
 
     @stream_rpc
     async def StreamSpeech(
@@ -66,12 +75,26 @@ class VoiceDeployment(EngineIngress):
         async for load in self._loading(request.model):
             yield voice_pb2.StreamSpeechResponse(model_load=load, request_id=request_id)
         async with self._model(request.model) as engine:
-            chunks = engine.stream(engine_request)
-            with self._span(engine, "stream", engine_request) as observer:
-                async with aclosing(chunks):
-                    async for chunk in chunks:
-                        observer.chunk(chunk)
-                        yield to_stream_response(chunk, request_id=request_id)
+
+            async def produce() -> AsyncIterator[voice_pb2.StreamSpeechResponse]:
+                chunks = engine.stream(engine_request)
+                with self._span(engine, "stream", engine_request) as observer:
+                    async with aclosing(chunks):
+                        async for chunk in chunks:
+                            observer.chunk(chunk)
+                            yield to_stream_response(chunk, request_id=request_id)
+
+            replies = self.cache.stream(
+                self.cache.key(engine, "StreamSpeech", engine_request),
+                voice_pb2.StreamSpeechResponse,
+                request_id,
+                produce,
+                keep=lambda message: True,
+                condense=lambda chunks: chunks if chunks and chunks[-1].last else None,
+            )
+            async with aclosing(replies):
+                async for reply in replies:
+                    yield reply
 
     def request_cost(self, rpc: str, request: Any) -> int:
         """Characters a call asks to synthesize (the voice budget's unit)."""

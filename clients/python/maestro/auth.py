@@ -17,6 +17,8 @@ from maestro.routing import MODEL_HEADER, route
 
 __all__ = [
     "AUTH_HEADER",
+    "CACHE_HEADER",
+    "CACHE_MODES",
     "CallMetadata",
     "auth_metadata",
     "default_api_key",
@@ -72,10 +74,19 @@ def _routable(model: str) -> bool:
     )
 
 
+# The response cache's directive (every family, one convention): `bypass`
+# (neither read nor stored) or `refresh` (not read; the new result is stored).
+# Answers say `x-cache: hit|miss` in trailing metadata.
+CACHE_HEADER = "x-maestro-cache"
+CACHE_MODES = ("", "bypass", "refresh")
+
+
 class CallMetadata:
-    """What every call of a client carries: routing key, API key, timeout."""
+    """What every call of a client carries: routing key, API key, timeout,
+    and the cache directive (`cache`: "", "bypass" or "refresh")."""
 
     api_key: str | None = None
+    cache: str = ""
 
     def _metadata(
         self, family: str, timeout: float | None = None, model: str = ""
@@ -85,4 +96,6 @@ class CallMetadata:
         extra = () if timeout is None else ((TIMEOUT_HEADER, str(int(timeout * 1000))),)
         if _routable(model):
             extra += ((MODEL_HEADER, model),)
+        if self.cache:
+            extra += ((CACHE_HEADER, self.cache),)
         return route(family) + auth_metadata(self.api_key) + extra

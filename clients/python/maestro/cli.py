@@ -20,6 +20,7 @@ from grpc_health.v1 import health_pb2
 from maestro import envs
 from maestro.cli_compose import add_compose_parser
 from maestro.cli_image import add_image_parser
+from maestro.cli_cache import add_cache_parser
 from maestro.cli_keys import add_keys_parser
 from maestro.cli_progress import waiting_for_model
 from maestro.cli_voice import add_speak_parser
@@ -161,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="start a sampled trace per call (W3C traceparent) and print each "
         "call's trace id on stderr",
     )
+    parser.add_argument(
+        "--cache",
+        choices=("bypass", "refresh"),
+        default="",
+        help="skip the server's response cache (bypass), or replace its entry "
+        "with a fresh result (refresh)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     text = sub.add_parser("text", help="generate text (streams by default)")
@@ -185,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_speak_parser(sub)
     add_compose_parser(sub)
     add_keys_parser(sub)
+    add_cache_parser(sub)
 
     models = sub.add_parser(
         "models", help="list (default), load or unload models (load/unload: admin)"
@@ -230,7 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         plain = grpc.insecure_channel(args.target, options=CHANNEL_OPTIONS)
         channel, traces = traced_channel(plain)
     try:
-        with MaestroClient(args.target, timeout=args.timeout, channel=channel) as c:
+        with MaestroClient(
+            args.target, timeout=args.timeout, channel=channel, cache=args.cache
+        ) as c:
             return int(args.run(c, args))
     except MaestroRpcError as error:
         print(f"maestro: {error}", file=sys.stderr)

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from maestro.auth import CallMetadata, default_api_key
+from maestro.auth import CACHE_MODES, CallMetadata, default_api_key
 from maestro.errors import MaestroRpcError
 from maestro.health_client import AsyncHealthMethods, HealthMethods
 from maestro.image_client import AsyncImageMethods, ImageMethods
@@ -64,6 +64,12 @@ def _text_request(
     return cls(prompt=prompt or "", messages=turns, **fields)
 
 
+def _cache_mode(mode: str) -> str:
+    if mode not in CACHE_MODES:
+        raise ValueError(f"cache must be one of {CACHE_MODES}, got {mode!r}")
+    return mode
+
+
 class MaestroClient(
     CallMetadata,
     HealthMethods,
@@ -78,6 +84,8 @@ class MaestroClient(
     generations) retry UNAVAILABLE; `None` never retries (maestro.retry).
     `api_key`: sent as `authorization: Bearer <key>`; default MAESTRO_API_KEY,
     else ~/.maestro/api_key (maestro.auth); "" sends none.
+    `cache`: "bypass" or "refresh" for every call (metadata x-maestro-cache);
+    "" uses the server's response cache where it has one.
     """
 
     def __init__(
@@ -88,8 +96,10 @@ class MaestroClient(
         channel: grpc.Channel | None = None,
         retry: RetryPolicy | None = RetryPolicy(),  # noqa: B008 (frozen)
         api_key: str | None = None,
+        cache: str = "",
     ) -> None:
         self.api_key = default_api_key() if api_key is None else api_key
+        self.cache = _cache_mode(cache)
         self.channel = channel or grpc.insecure_channel(
             target, options=_CHANNEL_OPTIONS
         )
@@ -192,8 +202,10 @@ class AsyncMaestroClient(
         channel: grpc.aio.Channel | None = None,
         retry: RetryPolicy | None = RetryPolicy(),  # noqa: B008 (frozen)
         api_key: str | None = None,
+        cache: str = "",
     ) -> None:
         self.api_key = default_api_key() if api_key is None else api_key
+        self.cache = _cache_mode(cache)
         self.channel = channel or grpc.aio.insecure_channel(
             target, options=_CHANNEL_OPTIONS
         )

@@ -1,5 +1,6 @@
 """Model management (API key scope `admin`): load, pin and unload models,
-and add or remove their LoRA adapters at run time.
+add or remove their LoRA adapters at run time, and read or clear each
+family's response cache.
 
 A model id belongs to one family; the family is found from ListModels unless
 given. Loading waits for the load (bounded by the call's timeout); unloading
@@ -39,7 +40,7 @@ def _family_of(models: list[models_pb2.ModelInfo], model: str) -> str:
 
 
 class ModelAdminMethods:
-    """`load_model` / `unload_model` for the blocking client."""
+    """Model, adapter and cache administration for the blocking client."""
 
     _models: Any
 
@@ -87,6 +88,18 @@ class ModelAdminMethods:
         request = models_pb2.UnloadAdapterRequest(model=model, name=name)
         return self._admin("UnloadAdapter", request, model, family, timeout).model
 
+    def cache_stats(
+        self, family: str, *, timeout: float | None = None
+    ) -> models_pb2.CacheStats:
+        """The family's response cache: entries, bytes, hits, misses..."""
+        request = models_pb2.CacheStatsRequest()
+        return self._admin("CacheStats", request, "", family, timeout).stats
+
+    def clear_cache(self, family: str, *, timeout: float | None = None) -> int:
+        """Drop every entry of the family's cache; returns how many."""
+        request = models_pb2.ClearCacheRequest()
+        return int(self._admin("ClearCache", request, "", family, timeout).removed)
+
     def _admin(
         self, rpc: str, request: Any, model: str, family: str | None, timeout: Any
     ) -> Any:
@@ -103,7 +116,7 @@ class ModelAdminMethods:
 
 
 class AsyncModelAdminMethods:
-    """`load_model` / `unload_model` for the asyncio client."""
+    """Model, adapter and cache administration for the asyncio client."""
 
     _models: Any
 
@@ -152,6 +165,19 @@ class AsyncModelAdminMethods:
         request = models_pb2.UnloadAdapterRequest(model=model, name=name)
         reply = await self._admin("UnloadAdapter", request, model, family, timeout)
         return reply.model
+
+    async def cache_stats(
+        self, family: str, *, timeout: float | None = None
+    ) -> models_pb2.CacheStats:
+        """The family's response cache: entries, bytes, hits, misses..."""
+        request = models_pb2.CacheStatsRequest()
+        return (await self._admin("CacheStats", request, "", family, timeout)).stats
+
+    async def clear_cache(self, family: str, *, timeout: float | None = None) -> int:
+        """Drop every entry of the family's cache; returns how many."""
+        request = models_pb2.ClearCacheRequest()
+        reply = await self._admin("ClearCache", request, "", family, timeout)
+        return int(reply.removed)
 
     async def _admin(
         self, rpc: str, request: Any, model: str, family: str | None, timeout: Any

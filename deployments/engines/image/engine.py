@@ -358,6 +358,17 @@ class ImageEngine(Engine):
             "max_wait_ms": f"{batching.max_wait_ms:g}",
         }
 
+    def cache_form(self, request: ImageRequest) -> dict[str, Any] | None:
+        """Seeded requests, defaults filled in (previews change only the
+        progress events, not the result). With an init image the size
+        follows the image, so its fields are keyed as sent."""
+        if self.limits is None or request.seed is None:
+            return None
+        if not request.init_image:
+            request = resolve(request, self.limits)
+        form = replace(request, request_id="", preview_every=0)
+        return self._identified(form, tuple(lora.name for lora in request.loras))
+
     def stats(self) -> dict[str, str]:
         """Live counters for ListModels."""
         s = self.batcher.stats

@@ -13,6 +13,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from dataclasses import replace
 from typing import Any
 
 from deployments.engines.adapters import check_removable
@@ -219,6 +220,25 @@ class TextEngine(Engine):
             "top_p": "(0, 1]",
             "structured_output": "json_schema, regex, choices",
         }
+
+    def cache_form(self, request: TextRequest) -> dict[str, Any] | None:
+        """Greedy (temperature 0) or seeded requests, with vLLM's sampling
+        defaults filled in; a greedy request's seed changes nothing."""
+        temperature = 1.0 if request.temperature is None else request.temperature
+        if self.limits is None or (temperature > 0 and request.seed is None):
+            return None
+        form = replace(
+            request,
+            request_id="",
+            temperature=temperature,
+            seed=None if temperature == 0 else request.seed,
+            max_tokens=request.max_tokens or self.limits.default_max_tokens,
+            top_p=1.0 if request.top_p is None else request.top_p,
+            top_k=0 if request.top_k in (None, -1) else request.top_k,
+            presence_penalty=request.presence_penalty or 0.0,
+            frequency_penalty=request.frequency_penalty or 0.0,
+        )
+        return self._identified(form, (request.adapter,) if request.adapter else ())
 
     def stats(self) -> dict[str, str]:
         return {"unfinished_requests": str(self.num_unfinished_requests())}

@@ -32,7 +32,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -362,6 +362,18 @@ class VoiceEngine(Engine):
             "sample_rate": str(limits.sample_rate),
             "max_batch_size": str(c.batching.max_batch_size),
         }
+
+    def cache_form(self, request: SpeechRequest) -> dict[str, Any] | None:
+        """Seeded requests, with the default voice and rate filled in."""
+        if self.limits is None or request.seed is None:
+            return None
+        form = replace(
+            request,
+            request_id="",
+            voice=request.voice or self.limits.voices[0],
+            speaking_rate=request.speaking_rate or 1.0,
+        )
+        return self._identified(form)
 
     def stats(self) -> dict[str, str]:
         """Live counters for ListModels."""

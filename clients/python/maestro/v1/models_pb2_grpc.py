@@ -61,6 +61,16 @@ class ModelServiceStub:
                 request_serializer=maestro_dot_v1_dot_models__pb2.UnloadAdapterRequest.SerializeToString,
                 response_deserializer=maestro_dot_v1_dot_models__pb2.UnloadAdapterResponse.FromString,
                 _registered_method=True)
+        self.CacheStats = channel.unary_unary(
+                '/maestro.v1.ModelService/CacheStats',
+                request_serializer=maestro_dot_v1_dot_models__pb2.CacheStatsRequest.SerializeToString,
+                response_deserializer=maestro_dot_v1_dot_models__pb2.CacheStatsResponse.FromString,
+                _registered_method=True)
+        self.ClearCache = channel.unary_unary(
+                '/maestro.v1.ModelService/ClearCache',
+                request_serializer=maestro_dot_v1_dot_models__pb2.ClearCacheRequest.SerializeToString,
+                response_deserializer=maestro_dot_v1_dot_models__pb2.ClearCacheResponse.FromString,
+                _registered_method=True)
 
 
 class ModelServiceServicer:
@@ -104,6 +114,20 @@ class ModelServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CacheStats(self, request, context):
+        """Admin: the family's response cache — what it holds and how it fares,
+        and dropping every entry (e.g. after replacing a model's files in place).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClearCache(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -131,6 +155,16 @@ def add_ModelServiceServicer_to_server(servicer, server):
                     servicer.UnloadAdapter,
                     request_deserializer=maestro_dot_v1_dot_models__pb2.UnloadAdapterRequest.FromString,
                     response_serializer=maestro_dot_v1_dot_models__pb2.UnloadAdapterResponse.SerializeToString,
+            ),
+            'CacheStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.CacheStats,
+                    request_deserializer=maestro_dot_v1_dot_models__pb2.CacheStatsRequest.FromString,
+                    response_serializer=maestro_dot_v1_dot_models__pb2.CacheStatsResponse.SerializeToString,
+            ),
+            'ClearCache': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClearCache,
+                    request_deserializer=maestro_dot_v1_dot_models__pb2.ClearCacheRequest.FromString,
+                    response_serializer=maestro_dot_v1_dot_models__pb2.ClearCacheResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -270,6 +304,60 @@ class ModelService:
             '/maestro.v1.ModelService/UnloadAdapter',
             maestro_dot_v1_dot_models__pb2.UnloadAdapterRequest.SerializeToString,
             maestro_dot_v1_dot_models__pb2.UnloadAdapterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CacheStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/maestro.v1.ModelService/CacheStats',
+            maestro_dot_v1_dot_models__pb2.CacheStatsRequest.SerializeToString,
+            maestro_dot_v1_dot_models__pb2.CacheStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClearCache(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/maestro.v1.ModelService/ClearCache',
+            maestro_dot_v1_dot_models__pb2.ClearCacheRequest.SerializeToString,
+            maestro_dot_v1_dot_models__pb2.ClearCacheResponse.FromString,
             options,
             channel_credentials,
             insecure,

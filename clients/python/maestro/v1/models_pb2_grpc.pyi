@@ -48,6 +48,11 @@ class ModelServiceStub:
     image `loras`).
     """
     UnloadAdapter: _grpc.UnaryUnaryMultiCallable[_models_pb2.UnloadAdapterRequest, _models_pb2.UnloadAdapterResponse]
+    CacheStats: _grpc.UnaryUnaryMultiCallable[_models_pb2.CacheStatsRequest, _models_pb2.CacheStatsResponse]
+    """Admin: the family's response cache — what it holds and how it fares,
+    and dropping every entry (e.g. after replacing a model's files in place).
+    """
+    ClearCache: _grpc.UnaryUnaryMultiCallable[_models_pb2.ClearCacheRequest, _models_pb2.ClearCacheResponse]
 
 @_typing.type_check_only
 class ModelServiceAsyncStub(ModelServiceStub):
@@ -69,6 +74,11 @@ class ModelServiceAsyncStub(ModelServiceStub):
     image `loras`).
     """
     UnloadAdapter: _aio.UnaryUnaryMultiCallable[_models_pb2.UnloadAdapterRequest, _models_pb2.UnloadAdapterResponse]  # type: ignore[assignment]
+    CacheStats: _aio.UnaryUnaryMultiCallable[_models_pb2.CacheStatsRequest, _models_pb2.CacheStatsResponse]  # type: ignore[assignment]
+    """Admin: the family's response cache — what it holds and how it fares,
+    and dropping every entry (e.g. after replacing a model's files in place).
+    """
+    ClearCache: _aio.UnaryUnaryMultiCallable[_models_pb2.ClearCacheRequest, _models_pb2.ClearCacheResponse]  # type: ignore[assignment]
 
 class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
     """Answered by every application for its own family (send metadata
@@ -117,5 +127,22 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _models_pb2.UnloadAdapterRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_models_pb2.UnloadAdapterResponse, _abc.Awaitable[_models_pb2.UnloadAdapterResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CacheStats(
+        self,
+        request: _models_pb2.CacheStatsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_models_pb2.CacheStatsResponse, _abc.Awaitable[_models_pb2.CacheStatsResponse]]:
+        """Admin: the family's response cache — what it holds and how it fares,
+        and dropping every entry (e.g. after replacing a model's files in place).
+        """
+
+    @_abc_1.abstractmethod
+    def ClearCache(
+        self,
+        request: _models_pb2.ClearCacheRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_models_pb2.ClearCacheResponse, _abc.Awaitable[_models_pb2.ClearCacheResponse]]: ...
 
 def add_ModelServiceServicer_to_server(servicer: ModelServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
