@@ -18,9 +18,9 @@ import grpc
 from grpc_health.v1 import health_pb2
 
 from maestro import envs
+from maestro.cli_cache import add_cache_parser
 from maestro.cli_compose import add_compose_parser
 from maestro.cli_image import add_image_parser
-from maestro.cli_cache import add_cache_parser
 from maestro.cli_keys import add_keys_parser
 from maestro.cli_progress import waiting_for_model
 from maestro.cli_voice import add_speak_parser
