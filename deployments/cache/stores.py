@@ -112,10 +112,11 @@ class MemoryStore:
             self._bytes -= len(entry[1])
 
 
-# KEYS: entry, lru (zset: entry -> last use, ms), sizes (hash), total, counters.
+# KEYS: entry, lru (zset: entry -> last use, in microseconds of the server's
+# clock), sizes (hash), total, counters.
 _NOW = """
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 """
 _GET = (
     _NOW
@@ -148,7 +149,7 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
 redis.call('HSET', KEYS[3], KEYS[1], string.len(ARGV[1]))
 redis.call('INCRBY', KEYS[4], string.len(ARGV[1]))
 redis.call('ZADD', KEYS[2], now, KEYS[1])
-for _, k in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - ttl)) do
+for _, k in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - ttl * 1000)) do
   drop(k)
 end
 local evicted = 0

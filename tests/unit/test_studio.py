@@ -65,6 +65,7 @@ class FakeEngine:
     spans: list[tuple[str, float, float]] = field(default_factory=list)
     requests: list[Any] = field(default_factory=list)
     responses: list[FakeResponse] = field(default_factory=list)
+    options: list[dict[str, str]] = field(default_factory=list)
     fail: Callable[[Any], BaseException | None] = lambda request: None
     answer: Callable[[Any], Any] | None = None
 
@@ -72,7 +73,8 @@ class FakeEngine:
         engine = self
 
         class _Method:
-            def remote(self, request: Any) -> FakeResponse:
+            def remote(self, request: Any, **options: str) -> FakeResponse:
+                engine.options.append(options)  # maestro_caller, maestro_cache
                 response = FakeResponse(engine._serve(method, request))
                 engine.responses.append(response)
                 return response
@@ -469,3 +471,17 @@ async def test_list_models_and_health_report_chained_families(
     assert not info.ready and info.stats["image"].startswith("unreachable")
     health = await broken.Check(health_pb2.HealthCheckRequest())
     assert health.status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+async def test_an_unseeded_compose_bypasses_the_families_caches(
+    families: Families,
+) -> None:
+    """Its child calls are seeded at random: caching them would fill the
+    families' caches with entries nobody asks for again. (Seeded first: the
+    directive lasts for the rest of the task that served the Compose.)"""
+    await _collect(families.studio(), _request(num_scenes=1, seed=5))
+    seeded = len(families.text.options)
+    assert seeded and all("maestro_cache" not in o for o in families.text.options)
+    await _collect(families.studio(), _request(num_scenes=1))
+    unseeded = families.text.options[seeded:] + families.voice.options[1:]
+    assert unseeded and all(o.get("maestro_cache") == "bypass" for o in unseeded)
