@@ -10,7 +10,7 @@ import pytest
 
 from deployments.auth import quotas
 from deployments.auth.config import AuthConfig, AuthSettings, KeyEntry, Quotas
-from deployments.auth.guard import Gate
+from deployments.auth.guard import ADMIN_RPCS, Gate
 from deployments.auth.keys import hash_key, lookup, new_key, resolve_settings
 from deployments.auth.quotas import MemoryStore
 from deployments.errors import PermissionDenied, QuotaExceeded, Unauthenticated
@@ -68,7 +68,8 @@ def test_scopes_decide_families_rpcs_and_admin() -> None:
         gate.authorize(one_rpc, "text", "GenerateText")
     everything = text_only.model_copy(update={"scopes": ("*",)})
     gate.authorize(everything, "voice", "Synthesize")
-    for rpc in ("LoadModel", "UnloadModel", "LoadAdapter", "UnloadAdapter"):
+    assert {"LoadModel", "UnloadAdapter", "CacheStats", "ClearCache"} <= ADMIN_RPCS
+    for rpc in sorted(ADMIN_RPCS):  # model, adapter and cache administration
         with pytest.raises(PermissionDenied, match="needs scope admin"):
             gate.authorize(everything, "text", rpc)  # '*' excludes admin
     admin = text_only.model_copy(update={"scopes": ("admin",)})
