@@ -237,7 +237,12 @@ async def test_an_entry_above_the_entry_limit_is_served_not_stored() -> None:
 
 
 def _redis_cache(url: str, **settings: Any) -> ResponseCache:
-    return ResponseCache("voice", CacheConfig(enabled=True, store=url, **settings))
+    # The redis-server is shared by the whole session (the Serve-tier cache
+    # tests run first and use "voice"): a family of its own keeps the counters
+    # this file asserts on to itself.
+    return ResponseCache(
+        "unit-voice", CacheConfig(enabled=True, store=url, **settings)
+    )
 
 
 async def test_redis_entries_are_shared_by_two_replicas(redis_url: str) -> None:
