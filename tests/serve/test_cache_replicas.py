@@ -9,74 +9,49 @@ another key, an unseeded call and `x-maestro-cache: bypass` never hit.
 
 from __future__ import annotations
 
-import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-import ray
-import yaml
-from ray import serve
-from ray.serve.config import gRPCOptions
 
-from deployments.auth.config import ADMIN, AuthSettings, KeyEntry
+from deployments.auth.config import ADMIN, AuthSettings, KeyEntry, Quotas
 from deployments.auth.keys import hash_key
-from deployments.voice import VoiceDeployment, resolve_config
-from maestro import MaestroClient, envs
+from maestro import MaestroClient
 from maestro.models_client import default_models
 from maestro.v1 import models_pb2, models_pb2_grpc, voice_pb2, voice_pb2_grpc
-from tests.helpers import ROOT, free_port
+from tests.helpers.voice_replicas import voice_replicas
 
 pytestmark = pytest.mark.slow
 
 TENANT_A, TENANT_B, OPERATOR = "mae_tenant_a", "mae_tenant_b", "mae_operator"
+METERED = "mae_metered"
+TEXT = "The cache holds."  # 16 characters: a voice call's quota cost
+CHARS_PER_MINUTE, HIT_SHARE = 40, 0.1  # a hit costs ceil(16 * 0.1) = 2
 
 
 @pytest.fixture(scope="module")
 def target(demo_models: Path, redis_url: str) -> Iterator[str]:
     settings = AuthSettings(
         enabled=True,
-        quota_store="memory",
+        # Shared by both replicas, so the metered key's budget is exact.
+        quota_store=redis_url,
         keys=(
             KeyEntry(name="a", sha256=hash_key(TENANT_A)),
             KeyEntry(name="b", sha256=hash_key(TENANT_B)),
+            KeyEntry(
+                name="metered",
+                sha256=hash_key(METERED),
+                quotas=Quotas(voice_chars_per_minute=CHARS_PER_MINUTE),
+            ),
             KeyEntry(name="operator", sha256=hash_key(OPERATOR), scopes=("*", ADMIN)),
         ),
     )
-    config = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
-    (voice,) = [a for a in config["applications"] if a["name"] == "voice"]
-    args = {**voice["args"], "cache": {"enabled": True, "store": redis_url}}
-    saved = os.environ.get(envs.MAESTRO_AUTH.name)
-    os.environ[envs.MAESTRO_AUTH.name] = settings.to_env()  # before ray.init
-    port = free_port()
-    ray.init(address="local", num_cpus=2, include_dashboard=False)
-    try:
-        serve.start(
-            http_options={"host": "127.0.0.1", "port": free_port()},
-            grpc_options=gRPCOptions(
-                port=port,
-                grpc_servicer_functions=config["grpc_options"][
-                    "grpc_servicer_functions"
-                ],
-            ),
-        )
-        app = VoiceDeployment.options(
-            num_replicas=2, ray_actor_options={"num_cpus": 0.5}
-        ).bind(resolve_config(args).model_dump())
-        serve.run(app, name="voice", route_prefix="/voice")
-        target = f"127.0.0.1:{port}"
-        with MaestroClient(target, timeout=30, api_key=OPERATOR) as client:
-            client.wait_until_serving(180, ["voice"])
-        yield target
-    finally:
-        serve.shutdown()
-        ray.shutdown()
-        if saved is None:
-            os.environ.pop(envs.MAESTRO_AUTH.name, None)
-        else:
-            os.environ[envs.MAESTRO_AUTH.name] = saved
+    cache = {"enabled": True, "store": redis_url, "hit_cost_share": HIT_SHARE}
+    with voice_replicas(settings, operator_key=OPERATOR, args={"cache": cache}) as t:
+        yield t
 
 
 def _metadata(key: str, *extra: tuple[str, str]) -> list[tuple[str, str]]:
@@ -87,7 +62,7 @@ def _synthesize(target: str, key: str, *extra: tuple[str, str], **fields: Any):
     """(response, x-cache trailer, replica) of one Synthesize."""
     with grpc.insecure_channel(target) as channel:
         stub = voice_pb2_grpc.VoiceServiceStub(channel)
-        request = voice_pb2.SynthesizeRequest(text="The cache holds.", **fields)
+        request = voice_pb2.SynthesizeRequest(text=TEXT, **fields)
         reply, call = stub.Synthesize.with_call(
             request, metadata=_metadata(key, *extra), timeout=60
         )
@@ -131,6 +106,24 @@ def test_other_keys_unseeded_calls_and_bypass_miss(target: str) -> None:
     )
     unseeded = [_synthesize(target, TENANT_A)[1] for _ in range(2)]
     assert unseeded == ["miss", "miss"]
+
+
+def test_a_hit_is_charged_its_share_of_the_quota(target: str) -> None:
+    # Windows are wall-clock minutes: start early in one, so that the calls
+    # below all fall in it (a refill midway would let more through).
+    if time.time() % 60 > 40:
+        time.sleep(61 - time.time() % 60)
+    codes = []
+    for _ in range(8):
+        try:
+            codes.append(_synthesize(target, METERED, seed=11)[1])
+        except grpc.RpcError as error:
+            codes.append(error.code().name)
+            assert "voice_chars_per_minute" in (error.details() or "")
+    # Admission takes a call's full 16 characters; a hit gives back all but
+    # 2 of them. The miss leaves 24 of 40, each hit 2 less, until fewer than
+    # 16 are left: 5 hits. Charged in full, only the second call would fit.
+    assert codes == ["miss"] + ["hit"] * 5 + ["RESOURCE_EXHAUSTED"] * 2
 
 
 def test_a_stream_replays_its_chunks(target: str) -> None:

@@ -9,24 +9,18 @@ its requests_per_minute: counted per replica, it would get up to twice that.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
-import ray
-import yaml
-from ray import serve
-from ray.serve.config import gRPCOptions
 
 from deployments.auth.config import AuthSettings, KeyEntry, Quotas
 from deployments.auth.keys import hash_key
-from deployments.voice import VoiceDeployment, resolve_config
-from maestro import MaestroClient, MaestroRpcError, envs
+from maestro import MaestroClient, MaestroRpcError
 from maestro.models_client import default_models
-from tests.helpers import ROOT, free_port
+from tests.helpers.voice_replicas import voice_replicas
 
 pytestmark = pytest.mark.slow
 
@@ -48,38 +42,8 @@ def target(demo_models: Path, redis_url: str) -> Iterator[str]:
             KeyEntry(name="operator", sha256=hash_key(OPERATOR)),
         ),
     )
-    config = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
-    (voice,) = [a for a in config["applications"] if a["name"] == "voice"]
-    saved = os.environ.get(envs.MAESTRO_AUTH.name)
-    # Before ray.init: the replicas Ray starts inherit the environment.
-    os.environ[envs.MAESTRO_AUTH.name] = settings.to_env()
-    port = free_port()
-    ray.init(address="local", num_cpus=2, include_dashboard=False)
-    try:
-        serve.start(
-            http_options={"host": "127.0.0.1", "port": free_port()},
-            grpc_options=gRPCOptions(
-                port=port,
-                grpc_servicer_functions=config["grpc_options"][
-                    "grpc_servicer_functions"
-                ],
-            ),
-        )
-        app = VoiceDeployment.options(
-            num_replicas=2, ray_actor_options={"num_cpus": 0.5}
-        ).bind(resolve_config(voice["args"]).model_dump())
-        serve.run(app, name="voice", route_prefix="/voice")
-        target = f"127.0.0.1:{port}"
-        with MaestroClient(target, timeout=30, api_key=OPERATOR) as client:
-            client.wait_until_serving(180, ["voice"])
+    with voice_replicas(settings, operator_key=OPERATOR) as target:
         yield target
-    finally:
-        serve.shutdown()
-        ray.shutdown()
-        if saved is None:
-            os.environ.pop(envs.MAESTRO_AUTH.name, None)
-        else:
-            os.environ[envs.MAESTRO_AUTH.name] = saved
 
 
 def _synthesized_by_replica(client: MaestroClient) -> dict[str, int]:

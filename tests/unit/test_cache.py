@@ -240,9 +240,7 @@ def _redis_cache(url: str, **settings: Any) -> ResponseCache:
     # The redis-server is shared by the whole session (the Serve-tier cache
     # tests run first and use "voice"): a family of its own keeps the counters
     # this file asserts on to itself.
-    return ResponseCache(
-        "unit-voice", CacheConfig(enabled=True, store=url, **settings)
-    )
+    return ResponseCache("unit-voice", CacheConfig(enabled=True, store=url, **settings))
 
 
 async def test_redis_entries_are_shared_by_two_replicas(redis_url: str) -> None:
