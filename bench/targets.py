@@ -11,11 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-Comparison = Literal[">=", "<=", "<"]
+Comparison = Literal[">=", "<=", "<", ">"]
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
     "<=": operator.le,
     "<": operator.lt,
+    ">": operator.gt,
 }
 
 
@@ -128,5 +129,23 @@ TARGETS = _targets(
         1.05,
         "<=",
         "Image engine wall time over plain diffusers, SDXL 1024², 30 steps (GPU).",
+    ),
+    Target(
+        "cache_hit_rate",
+        "response cache hit rate (Zipf workload)",
+        0.3,
+        ">",
+        "Share of a Zipf-drawn stream of deterministic requests answered from "
+        "the cache (bench.cache_bench).",
+        unit="",
+        in_suite=False,
+    ),
+    Target(
+        "cache_image_hit_speedup",
+        "image miss / hit latency",
+        50.0,
+        ">=",
+        "Served GenerateImage p50 latency of a miss over a hit (bench.cache_bench).",
+        in_suite=False,
     ),
 )

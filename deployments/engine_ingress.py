@@ -25,7 +25,6 @@ from typing import Any, ClassVar
 from grpc_health.v1 import health_pb2
 
 from deployments.cache.responses import ResponseCache
-from deployments.cache.stores import CacheUnavailable
 from deployments.engines.base import Engine, ModelStatus
 from deployments.errors import InvalidArgument, Unavailable
 from deployments.health import health_response
@@ -241,34 +240,14 @@ class EngineIngress:
     async def CacheStats(
         self, request: models_pb2.CacheStatsRequest, request_id: str
     ) -> models_pb2.CacheStatsResponse:
-        config = self.cache.config
-        stats = models_pb2.CacheStats(
-            family=self.family_enum,  # type: ignore[arg-type]
-            enabled=config.enabled,
-            store=config.store_kind,
-            scope=config.scope,
-            max_bytes=config.max_bytes,
-            errors=self.cache.errors,
-        )
-        try:
-            figures = await self.cache.stats()
-        except CacheUnavailable as exc:
-            raise Unavailable(f"{self.family} cache store unavailable: {exc}") from None
-        if figures is not None:
-            stats.entries, stats.bytes = figures.entries, figures.bytes
-            stats.hits, stats.misses = figures.hits, figures.misses
-            stats.evictions = figures.evictions
+        stats = await self.cache.stats_message(self.family_enum)
         return models_pb2.CacheStatsResponse(stats=stats)
 
     @unary_rpc(models_pb2.ClearCacheResponse)
     async def ClearCache(
         self, request: models_pb2.ClearCacheRequest, request_id: str
     ) -> models_pb2.ClearCacheResponse:
-        try:
-            removed = await self.cache.clear()
-        except CacheUnavailable as exc:
-            raise Unavailable(f"{self.family} cache store unavailable: {exc}") from None
-        return models_pb2.ClearCacheResponse(removed=removed)
+        return await self.cache.clear_message()
 
     def _row(self, model_id: str) -> models_pb2.ModelInfo:
         wanted = model_id or self.registry.default_id

@@ -241,6 +241,8 @@ class ModelRegistry:
                 stats["idle_seconds"] = f"{time.monotonic() - slot.last_used:.1f}"
             if slot.error:
                 stats["error"] = slot.error
+            if slot.engine is not None and (identity := slot.engine.identity()):
+                stats["identity"] = identity  # keys the studio's Compose cache
             rows.append((slot.spec, slot.state, stats, slot.status()))
         return rows
 

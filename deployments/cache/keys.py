@@ -20,7 +20,7 @@ from typing import Any
 
 from deployments import resolve_project_path
 
-__all__ = ["cache_key", "canonical", "fingerprint"]
+__all__ = ["cache_key", "canonical", "digest", "fingerprint"]
 
 
 def canonical(value: Any) -> Any:
@@ -39,14 +39,15 @@ def canonical(value: Any) -> Any:
     raise TypeError(f"no canonical form for {type(value).__name__}")
 
 
-def _digest(value: Any) -> str:
+def digest(value: Any) -> str:
+    """SHA-256 (hex) of `value`'s canonical JSON."""
     text = json.dumps(canonical(value), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def cache_key(*, family: str, rpc: str, scope: str, form: dict[str, Any]) -> str:
     """The store key of one request (`form`: the engine's `cache_form`)."""
-    return f"{family}:{_digest([family, rpc, scope, form])}"
+    return f"{family}:{digest([family, rpc, scope, form])}"
 
 
 def fingerprint(path: str) -> str:
@@ -70,4 +71,4 @@ def fingerprint(path: str) -> str:
         st = os.stat(file)
         name = file.name if file == root else str(file.relative_to(root))
         stats.append([name, st.st_size, st.st_mtime_ns])
-    return f"files:{_digest([str(root.resolve()), stats])}"
+    return f"files:{digest([str(root.resolve()), stats])}"

@@ -26,7 +26,9 @@ from typing import Any, TypeVar
 from deployments.cache.config import CacheConfig
 from deployments.cache.keys import cache_key
 from deployments.cache.stores import CacheUnavailable, StoreStats, open_store
+from deployments.errors import Unavailable
 from deployments.ingress import cache_mode, current_caller, note_cache
+from maestro.v1 import models_pb2
 from observability import metrics
 
 __all__ = ["ResponseCache", "frame", "unframe"]
@@ -104,10 +106,17 @@ class ResponseCache:
     def key(self, engine: Any, rpc: str, request: Any) -> str | None:
         """The request's key; None when it is not cached (cache off, the
         caller bypasses it, or the result is not a function of the request)."""
-        if self.store is None or cache_mode() == "bypass":
+        if not self.wanted():
             return None
-        form = engine.cache_form(request)
-        if form is None:
+        return self.form_key(rpc, engine.cache_form(request))
+
+    def wanted(self) -> bool:
+        """Whether this call may use the cache (it is on; no bypass)."""
+        return self.store is not None and cache_mode() != "bypass"
+
+    def form_key(self, rpc: str, form: dict[str, Any] | None) -> str | None:
+        """The key of a canonical request `form` (None: not cached)."""
+        if form is None or not self.wanted():
             return None
         scope = current_caller() if self.config.scope == "key" else "*"
         return cache_key(family=self.family, rpc=rpc, scope=scope, form=form)
@@ -161,6 +170,37 @@ class ResponseCache:
     async def stats(self) -> StoreStats | None:
         """The store's figures (None when off); raises CacheUnavailable."""
         return None if self.store is None else await self.store.stats()
+
+    async def stats_message(self, family: int) -> models_pb2.CacheStats:
+        """`ModelService.CacheStats`' answer (`family`: the wire's enum)."""
+        config = self.config
+        stats = models_pb2.CacheStats(
+            family=family,  # type: ignore[arg-type]
+            enabled=config.enabled,
+            store=config.store_kind,
+            scope=config.scope,
+            max_bytes=config.max_bytes,
+            errors=self.errors,
+        )
+        try:
+            figures = await self.stats()
+        except CacheUnavailable as exc:
+            raise self._unavailable(exc) from None
+        if figures is not None:
+            stats.entries, stats.bytes = figures.entries, figures.bytes
+            stats.hits, stats.misses = figures.hits, figures.misses
+            stats.evictions = figures.evictions
+        return stats
+
+    async def clear_message(self) -> models_pb2.ClearCacheResponse:
+        """`ModelService.ClearCache`' answer."""
+        try:
+            return models_pb2.ClearCacheResponse(removed=await self.clear())
+        except CacheUnavailable as exc:
+            raise self._unavailable(exc) from None
+
+    def _unavailable(self, exc: CacheUnavailable) -> Unavailable:
+        return Unavailable(f"{self.family} cache store unavailable: {exc}")
 
     async def clear(self) -> int:
         if self.store is None:

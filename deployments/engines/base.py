@@ -206,6 +206,16 @@ class Engine(abc.ABC):
             "adapters": {name: self.adapter_prints.get(name, "") for name in adapters},
         }
 
+    def identity(self) -> str:
+        """A digest of the model's identity (`_identified`), "" before it
+        started: ListModels shows it, and the studio keys a Compose on the
+        identities of the models its child calls use."""
+        from deployments.cache.keys import digest
+
+        if not self.files_print:
+            return ""
+        return digest(self._identified({})["model"])[:16]
+
     # The shared part ------------------------------------------------------
 
     @property

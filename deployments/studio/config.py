@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from deployments.cache.config import CacheConfig
+
 __all__ = ["FamilyRef", "PlanLimits", "StudioAppConfig"]
 
 
@@ -81,4 +83,10 @@ class StudioAppConfig(BaseModel):
         2.0,
         gt=0,
         description="How long ListModels/Check wait for each family's answer.",
+    )
+    cache: CacheConfig = Field(
+        default_factory=CacheConfig,
+        description="Seeded Compose streams served again from a cache (the "
+        "same block as a family's); keyed on the request, the plan limits and "
+        "the identity of each family's model (deployments/studio/cache.py).",
     )

@@ -20,6 +20,7 @@ from deployments.errors import InvalidArgument
 from deployments.health import health_response
 from deployments.ingress import stream_rpc, unary_rpc
 from deployments.placement import waiting_families
+from deployments.studio.cache import ComposeCache
 from deployments.studio.children import Handle, InFlight, call_child
 from deployments.studio.compose import Studio
 from deployments.studio.config import FamilyRef, StudioAppConfig
@@ -31,9 +32,18 @@ def _no_models() -> InvalidArgument:
     """Model management goes to the family that holds the model."""
     return InvalidArgument(
         field="application",
-        allowed="text, image or voice: the studio holds no models (nor a "
-        "response cache: its child calls use the families') of its own",
+        allowed="text, image or voice: the studio holds no models of its own",
     )
+
+
+def _refused(name: str, response_type: Any) -> Any:
+    """ModelService's `name`, answered with `_no_models()`."""
+
+    async def refuse(self: Any, request: Any, request_id: str) -> Any:
+        raise _no_models()
+
+    refuse.__name__ = refuse.__qualname__ = name  # the RPC's name, for spans
+    return unary_rpc(response_type)(refuse)
 
 
 __all__ = ["StudioDeployment"]
@@ -81,53 +91,52 @@ class StudioDeployment:
             voice or _handle(c.voice),
             c,
         )
+        families = {
+            "text": self.studio.text,
+            "image": self.studio.image,
+            "voice": self.studio.voice,
+        }
+        self.cache = ComposeCache(c.cache, families, c.plan, c.probe_timeout_s)
+
+    async def __del__(self) -> None:
+        # Ray Serve awaits this when the replica stops (see EngineIngress).
+        cache = getattr(self, "cache", None)
+        if cache is not None:
+            await cache.responses.close()
 
     @stream_rpc
     async def Compose(
         self, request: studio_pb2.ComposeRequest, request_id: str
     ) -> AsyncIterator[studio_pb2.ComposeResponse]:
-        events = self.studio.compose(request, request_id)
+        key = await self.cache.key(request)
+        events = self.cache.stream(
+            key, request_id, lambda: self.studio.compose(request, request_id)
+        )
         try:
             async for event in events:
                 yield event
         finally:
             await events.aclose()
 
-    @unary_rpc(models_pb2.LoadModelResponse)
-    async def LoadModel(
-        self, request: models_pb2.LoadModelRequest, request_id: str
-    ) -> models_pb2.LoadModelResponse:
-        raise _no_models()
-
-    @unary_rpc(models_pb2.UnloadModelResponse)
-    async def UnloadModel(
-        self, request: models_pb2.UnloadModelRequest, request_id: str
-    ) -> models_pb2.UnloadModelResponse:
-        raise _no_models()
-
-    @unary_rpc(models_pb2.LoadAdapterResponse)
-    async def LoadAdapter(
-        self, request: models_pb2.LoadAdapterRequest, request_id: str
-    ) -> models_pb2.LoadAdapterResponse:
-        raise _no_models()
-
-    @unary_rpc(models_pb2.UnloadAdapterResponse)
-    async def UnloadAdapter(
-        self, request: models_pb2.UnloadAdapterRequest, request_id: str
-    ) -> models_pb2.UnloadAdapterResponse:
-        raise _no_models()
+    # Model management belongs to the family holding the model.
+    LoadModel = _refused("LoadModel", models_pb2.LoadModelResponse)
+    UnloadModel = _refused("UnloadModel", models_pb2.UnloadModelResponse)
+    LoadAdapter = _refused("LoadAdapter", models_pb2.LoadAdapterResponse)
+    UnloadAdapter = _refused("UnloadAdapter", models_pb2.UnloadAdapterResponse)
 
     @unary_rpc(models_pb2.CacheStatsResponse)
     async def CacheStats(
         self, request: models_pb2.CacheStatsRequest, request_id: str
     ) -> models_pb2.CacheStatsResponse:
-        raise _no_models()
+        """The studio's own (Compose) cache; each family answers for its own."""
+        stats = await self.cache.responses.stats_message(models_pb2.FAMILY_STUDIO)
+        return models_pb2.CacheStatsResponse(stats=stats)
 
     @unary_rpc(models_pb2.ClearCacheResponse)
     async def ClearCache(
         self, request: models_pb2.ClearCacheRequest, request_id: str
     ) -> models_pb2.ClearCacheResponse:
-        raise _no_models()
+        return await self.cache.responses.clear_message()
 
     @unary_rpc(models_pb2.ListModelsResponse)
     async def ListModels(

@@ -68,6 +68,7 @@ class FakeEngine:
     options: list[dict[str, str]] = field(default_factory=list)
     fail: Callable[[Any], BaseException | None] = lambda request: None
     answer: Callable[[Any], Any] | None = None
+    identity: str = "v1"  # of its model, as ListModels states it
 
     def __getattr__(self, method: str) -> Any:
         engine = self
@@ -84,7 +85,13 @@ class FakeEngine:
     async def _serve(self, method: str, request: Any) -> Any:
         if method == "ListModels":
             return models_pb2.ListModelsResponse(
-                models=[models_pb2.ModelInfo(id=f"demo-{self.family}", ready=True)]
+                models=[
+                    models_pb2.ModelInfo(
+                        id=f"demo-{self.family}",
+                        ready=True,
+                        stats={"identity": self.identity} if self.identity else {},
+                    )
+                ]
             )
         if method == "Check":
             return health_pb2.HealthCheckResponse(
@@ -485,3 +492,57 @@ async def test_an_unseeded_compose_bypasses_the_families_caches(
     await _collect(families.studio(), _request(num_scenes=1))
     unseeded = families.text.options[seeded:] + families.voice.options[1:]
     assert unseeded and all(o.get("maestro_cache") == "bypass" for o in unseeded)
+
+
+async def _compose(deployment: Any, request: studio_pb2.ComposeRequest) -> list[Any]:
+    return [e async for e in deployment.Compose(request)]
+
+
+def _without_done(events: list[Any]) -> list[bytes]:
+    return [e.SerializeToString() for e in events if e.WhichOneof("event") != "done"]
+
+
+async def test_a_seeded_compose_is_replayed_from_the_studio_cache(
+    families: Families,
+) -> None:
+    cls = StudioDeployment.func_or_class
+    config = {"cache": {"enabled": True}}
+    deployment = cls(config, families.text, families.image, families.voice)
+    first = await _compose(deployment, _request(num_scenes=2, seed=9))
+    calls = [len(e.requests) for e in families.engines]
+    again = await _compose(deployment, _request(num_scenes=2, seed=9))
+    assert [len(e.requests) for e in families.engines] == calls  # no child call
+    assert _without_done(again) == _without_done(first)
+    (done,) = [e.done for e in again if e.WhichOneof("event") == "done"]
+    assert [t.stage for t in done.timings] == ["total"]  # the replay's own
+    assert done.scenes_succeeded == 2
+    # Another seed, an unseeded Compose, bypass: the children are called.
+    await _compose(deployment, _request(num_scenes=2, seed=10))
+    assert len(families.voice.requests) == calls[2] + 2
+    await _compose(deployment, _request(num_scenes=2))
+    await _compose(deployment, _request(num_scenes=2))
+    assert len(families.voice.requests) == calls[2] + 6
+    # A family's model changed: its identity did, so the entry is not met.
+    families.image.identity = "v2"
+    await _compose(deployment, _request(num_scenes=2, seed=9))
+    assert len(families.voice.requests) == calls[2] + 8
+    # A family that cannot say which model it runs: no Compose entry.
+    families.image.identity = ""
+    for _ in range(2):
+        await _compose(deployment, _request(num_scenes=2, seed=9))
+    assert len(families.voice.requests) == calls[2] + 12
+    stats = (await deployment.CacheStats(models_pb2.CacheStatsRequest())).stats
+    assert stats.family == models_pb2.FAMILY_STUDIO and stats.entries == 3
+    assert (await deployment.ClearCache(models_pb2.ClearCacheRequest())).removed == 3
+
+
+async def test_a_compose_with_a_failed_scene_is_not_kept(families: Families) -> None:
+    families.image.fail = lambda request: InvalidArgument(
+        field="width", allowed="64..512"
+    )
+    cls = StudioDeployment.func_or_class
+    deployment = cls({"cache": {"enabled": True}}, *families.engines)
+    for _ in range(2):
+        events = await _compose(deployment, _request(num_scenes=1, seed=3))
+        assert any(e.WhichOneof("event") == "scene_error" for e in events)
+    assert len(families.text.requests) == 2
