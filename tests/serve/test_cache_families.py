@@ -1,13 +1,15 @@
-"""Serve tier: the response cache in front of the real text and image engines.
+"""Serve tier: the response cache in front of the real engines, and the
+studio's Compose cache on top of every family.
 
-vLLM on the demo LLM and the demo diffusion pipeline, deployed as
-serve_config.yaml deploys them (the same builders, through Ray's gRPC
-proxy) with `cache: {enabled: true}` (the in-process store). For each RPC a
-repeated deterministic request is generated once and then answered from the
-cache byte for byte, saying `x-cache: miss` and then `hit`; streams replay as
-streams. A LoRA reloaded from rewritten weights gets new keys: it misses and
-renders differently. (The voice family and the Redis store have their own
-test, tests/serve/test_cache_replicas.py.)
+vLLM on the demo LLM, the demo diffusion pipeline, the demo VITS voice and
+the studio, deployed as serve_config.yaml deploys them (the same builders,
+through Ray's gRPC proxy) with `cache: {enabled: true}` (the in-process
+store) on each. For each RPC a repeated deterministic request is generated
+once and then answered from the cache byte for byte, saying `x-cache: miss`
+and then `hit`; streams replay as streams. A LoRA reloaded from rewritten
+weights gets new keys: it misses and renders differently. A seeded Compose
+is replayed whole, saying `hit`. (Voice's own calls and the Redis store have
+their own test, tests/serve/test_cache_replicas.py.)
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from maestro.v1 import (
     image_pb2_grpc,
     models_pb2,
     models_pb2_grpc,
+    studio_pb2,
+    studio_pb2_grpc,
     text_pb2,
     text_pb2_grpc,
 )
@@ -54,7 +58,7 @@ def target(demo_models: Path, loras: Path) -> Iterator[str]:
     config = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
     apps = []
     for app in config["applications"]:
-        if app["name"] not in ("text", "image"):
+        if app["name"] not in ("text", "image", "voice", "studio"):
             continue
         app = copy.deepcopy(app)
         app["args"]["cache"] = {"enabled": True}
@@ -64,7 +68,7 @@ def target(demo_models: Path, loras: Path) -> Iterator[str]:
     with local_serve(num_cpus=2, num_gpus=0) as target:
         deploy(apps)
         with MaestroClient(target, timeout=30) as client:
-            client.wait_until_serving(300, ["text", "image"])
+            client.wait_until_serving(300, ["text", "image", "voice", "studio"])
         yield target
 
 
@@ -177,3 +181,31 @@ def test_an_adapter_reloaded_from_changed_weights_misses(
     assert status == "miss"  # same name, same request: new weights, new key
     assert after.images[0].data != before.images[0].data
     assert _image(target, "GenerateImage", request)[1] == "hit"
+
+
+def test_a_seeded_compose_is_replayed_whole(target: str) -> None:
+    request = studio_pb2.ComposeRequest(
+        brief="a lighthouse keeper finds a comet",
+        num_scenes=1,
+        seed=12,
+        image=studio_pb2.ComposeImageSettings(width=64, height=64, steps=2),
+    )
+    stub = studio_pb2_grpc.StudioServiceStub
+    first, status = _stream(target, "studio", stub, "Compose", request)
+    assert status == "miss" and first[-1].done.scenes_succeeded == 1
+    replay, status = _stream(target, "studio", stub, "Compose", request)
+    assert status == "hit"
+    kinds = [e.WhichOneof("event") for e in first]
+    assert [e.WhichOneof("event") for e in replay] == kinds
+    assert [e.SerializeToString() for e in replay[:-1]] == [
+        e.SerializeToString() for e in first[:-1]
+    ]
+    assert [t.stage for t in replay[-1].done.timings] == ["total"]
+    with grpc.insecure_channel(target) as channel:
+        stats = models_pb2_grpc.ModelServiceStub(channel).CacheStats(
+            models_pb2.CacheStatsRequest(),
+            metadata=[("application", "studio")],
+            timeout=30,
+        )
+    assert stats.stats.family == models_pb2.FAMILY_STUDIO
+    assert stats.stats.entries == 1 and stats.stats.hits == 1
