@@ -1,4 +1,5 @@
-"""`maestro cache stats|clear`: each family's response cache (scope `admin`)."""
+"""`maestro cache stats|clear`: each family's response cache and the studio's
+(Compose) one (scope `admin`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from maestro.v1 import models_pb2
 
 __all__ = ["add_cache_parser"]
 
-CACHED_FAMILIES = ("text", "image", "voice")
+CACHED_FAMILIES = ("text", "image", "voice", "studio")  # studio: Compose
 
 
 def _stats_dict(stats: models_pb2.CacheStats) -> dict[str, Any]:
@@ -74,9 +75,9 @@ def add_cache_parser(sub: Any) -> None:
     )
     actions = cache.add_subparsers(dest="cache_command", required=True)
     stats = actions.add_parser("stats", help="entries, bytes, hits, misses")
-    stats.add_argument("families", nargs="*", help="default: text image voice")
+    stats.add_argument("families", nargs="*", help="default: text image voice studio")
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(run=_stats)
     clear = actions.add_parser("clear", help="drop every entry")
-    clear.add_argument("families", nargs="*", help="default: text image voice")
+    clear.add_argument("families", nargs="*", help="default: text image voice studio")
     clear.set_defaults(run=_clear)
