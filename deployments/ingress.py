@@ -209,7 +209,7 @@ class _Call:
         self.span = tracing.start_span(
             f"{self.family}.{rpc}",
             {
-                "rpc.system": "grpc",
+                "rpc.system": getattr(context, "transport", "grpc"),
                 "rpc.method": rpc,
                 "maestro.family": self.family,
                 "maestro.request_id": self.rid,

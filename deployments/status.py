@@ -3,7 +3,9 @@
 `classify` turns any exception — a `MaestroError`, one of Ray's errors
 wrapping what a family raised behind a `DeploymentHandle`, or a bug — into an
 `ErrorKind` and a client-safe message; `to_status` adds the gRPC code from one
-table. Nothing else in Maestro decides a status code.
+table, and `HTTP_STATUS` turns that code into the HTTP status (with OpenAI's
+error type) the HTTP layer answers with. Nothing else in Maestro decides a
+status code.
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ import grpc
 
 from deployments.errors import ErrorKind, MaestroError
 
-__all__ = ["GRPC_CODES", "classify", "code_name", "to_status"]
+__all__ = [
+    "GRPC_CODES",
+    "HTTP_STATUS",
+    "classify",
+    "code_name",
+    "http_status",
+    "to_status",
+]
 
 logger = logging.getLogger("maestro.status")
 
@@ -87,3 +96,25 @@ def to_status(exc: BaseException) -> tuple[grpc.StatusCode, str]:
 def code_name(exc: BaseException) -> str:
     """The status code's name ("INVALID_ARGUMENT", ...) for spans and metrics."""
     return classify(exc)[0].name
+
+
+# The HTTP layer (deployments.openai_api) runs the same RPC code and reads the
+# gRPC code it set: this is its status, and the `type` of OpenAI's error JSON
+# that clients such as the `openai` SDKs map to their exception classes.
+HTTP_STATUS: dict[grpc.StatusCode, tuple[int, str]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: (400, "invalid_request_error"),
+    grpc.StatusCode.UNAUTHENTICATED: (401, "authentication_error"),
+    grpc.StatusCode.PERMISSION_DENIED: (403, "permission_error"),
+    grpc.StatusCode.NOT_FOUND: (404, "not_found_error"),
+    grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "rate_limit_error"),
+    grpc.StatusCode.CANCELLED: (499, "cancelled"),
+    grpc.StatusCode.INTERNAL: (500, "server_error"),
+    grpc.StatusCode.UNIMPLEMENTED: (501, "not_implemented_error"),
+    grpc.StatusCode.UNAVAILABLE: (503, "service_unavailable_error"),
+    grpc.StatusCode.DEADLINE_EXCEEDED: (504, "timeout_error"),
+}
+
+
+def http_status(code: grpc.StatusCode) -> tuple[int, str]:
+    """The HTTP status and OpenAI error type for a gRPC code (500 if unmapped)."""
+    return HTTP_STATUS.get(code, (500, "server_error"))

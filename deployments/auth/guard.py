@@ -93,7 +93,8 @@ class Gate:
         if not header or scheme.lower() != "bearer" or not key.strip():
             metrics.inc("maestro_auth_failures", reason="missing", key="")
             raise Unauthenticated(
-                "missing API key: send metadata `authorization: Bearer <key>` "
+                "missing API key: send `authorization: Bearer <key>` (gRPC "
+                "metadata or HTTP header) "
                 "(the Maestro clients read MAESTRO_API_KEY or ~/.maestro/api_key)"
             )
         entry = lookup(key.strip(), self.settings.keys)

@@ -26,8 +26,10 @@ from deployments.image.converters import (
     to_progress_response,
     to_result_response,
 )
+from deployments.image.openai_api import image_generations
 from deployments.image.telemetry import BatchSizes, request_span, watch_batches
 from deployments.ingress import stream_rpc, unary_rpc
+from deployments.openai_api.routes import HttpIngress
 from maestro.v1 import image_pb2, models_pb2
 
 __all__ = ["ImageDeployment"]
@@ -37,12 +39,14 @@ SERVICES = ("maestro.v1.ImageService", "maestro.v1.ModelService")
 
 
 @serve.deployment(name="Image")
-class ImageDeployment(EngineIngress):
-    """Serves ImageService, ModelService and Health for the image family."""
+class ImageDeployment(HttpIngress, EngineIngress):
+    """Serves ImageService, ModelService and Health for the image family, and
+    OpenAI's images/generations over HTTP."""
 
     family = "image"
     family_enum = models_pb2.FAMILY_IMAGE
     services = SERVICES
+    http_routes = {("POST", "/v1/images/generations"): image_generations}
 
     async def __init__(self, config: dict[str, Any]) -> None:
         self.config = ImageAppConfig.model_validate(config)

@@ -1,6 +1,7 @@
 """The text family's Ray Serve deployment: the ingress of application `text`.
 
-Tokens cross exactly one Ray hop (proxy -> this replica, which holds vLLM).
+Tokens cross exactly one Ray hop (proxy -> this replica, which holds vLLM),
+over gRPC and over OpenAI-compatible HTTP alike (`openai_api.py`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from deployments.engine_ingress import EngineIngress
 from deployments.engines.text.engine import TextEngine
 from deployments.engines.text.types import TextDelta
 from deployments.ingress import stream_rpc, unary_rpc
+from deployments.openai_api.models import list_models
+from deployments.openai_api.routes import HttpIngress
 from deployments.streaming import MessagePacer, paced
 from deployments.text.config import TextAppConfig
 from deployments.text.converters import (
@@ -24,6 +27,7 @@ from deployments.text.converters import (
     to_generate_response,
     to_stream_response,
 )
+from deployments.text.openai_api import chat_completions, completions
 from deployments.text.telemetry import collect, observed
 from maestro.v1 import models_pb2, text_pb2
 
@@ -34,12 +38,18 @@ SERVICES = ("maestro.v1.TextService", "maestro.v1.ModelService")
 
 
 @serve.deployment(name="Text")
-class TextDeployment(EngineIngress):
-    """Serves TextService, ModelService and Health for the text family."""
+class TextDeployment(HttpIngress, EngineIngress):
+    """Serves TextService, ModelService and Health for the text family, and
+    OpenAI's chat/completions and model list over HTTP on the same engine."""
 
     family = "text"
     family_enum = models_pb2.FAMILY_TEXT
     services = SERVICES
+    http_routes = {
+        ("POST", "/v1/chat/completions"): chat_completions,
+        ("POST", "/v1/completions"): completions,
+        ("GET", "/v1/models"): list_models,
+    }
 
     async def __init__(self, config: dict[str, Any]) -> None:
         self.config = TextAppConfig.model_validate(config)

@@ -18,12 +18,14 @@ from deployments.engine_ingress import EngineIngress
 from deployments.engines.voice.engine import VoiceEngine
 from deployments.engines.voice.types import SpeechRequest
 from deployments.ingress import stream_rpc, unary_rpc
+from deployments.openai_api.routes import HttpIngress
 from deployments.voice.config import VoiceAppConfig
 from deployments.voice.converters import (
     to_engine_request,
     to_stream_response,
     to_synthesize_response,
 )
+from deployments.voice.openai_api import speech
 from deployments.voice.telemetry import SpeechObserver, request_span
 from maestro.v1 import models_pb2, voice_pb2
 
@@ -34,12 +36,14 @@ SERVICES = ("maestro.v1.VoiceService", "maestro.v1.ModelService")
 
 
 @serve.deployment(name="Voice")
-class VoiceDeployment(EngineIngress):
-    """Serves VoiceService, ModelService and Health for the voice family."""
+class VoiceDeployment(HttpIngress, EngineIngress):
+    """Serves VoiceService, ModelService and Health for the voice family, and
+    OpenAI's audio/speech over HTTP."""
 
     family = "voice"
     family_enum = models_pb2.FAMILY_VOICE
     services = SERVICES
+    http_routes = {("POST", "/v1/audio/speech"): speech}
 
     async def __init__(self, config: dict[str, Any]) -> None:
         self.config = VoiceAppConfig.model_validate(config)

@@ -10,12 +10,20 @@ its wheels), imported when first used.
 from __future__ import annotations
 
 import io
+import struct
 import wave
 from typing import Literal
 
 import numpy as np
 
-__all__ = ["FORMATS", "AudioFormat", "duration_seconds", "encode", "to_pcm16"]
+__all__ = [
+    "FORMATS",
+    "AudioFormat",
+    "duration_seconds",
+    "encode",
+    "streaming_wav_header",
+    "to_pcm16",
+]
 
 AudioFormat = Literal["wav", "pcm_s16le", "flac"]
 FORMATS: tuple[AudioFormat, ...] = ("wav", "pcm_s16le", "flac")
@@ -53,6 +61,25 @@ def _wav(samples: np.ndarray, sample_rate: int) -> bytes:
         out.setframerate(sample_rate)
         out.writeframes(samples.tobytes())
     return buffer.getvalue()
+
+
+def streaming_wav_header(sample_rate: int) -> bytes:
+    """A WAV header for PCM whose length is not known yet (a stream): the
+    RIFF and data sizes are the largest values, as streaming servers send;
+    players and `wave` read the samples that follow until the body ends."""
+    block = CHANNELS * SAMPLE_WIDTH
+    return b"".join(
+        (
+            b"RIFF",
+            struct.pack("<I", 0xFFFFFFFF),
+            b"WAVEfmt ",
+            struct.pack(
+                "<IHHIIHH", 16, 1, CHANNELS, sample_rate, sample_rate * block, block, 16
+            ),
+            b"data",
+            struct.pack("<I", 0xFFFFFFFF - 36),
+        )
+    )
 
 
 def _flac(samples: np.ndarray, sample_rate: int) -> bytes:
