@@ -31,6 +31,7 @@ class Server:
     proc: subprocess.Popen[bytes]
     target: str
     log_path: Path
+    http_port: int = 0  # a Maestro stack's HTTP port (OpenAI-compatible /v1)
 
     def tail(self, chars: int = 4000) -> str:
         """The end of the server's log (for an error message)."""

@@ -45,7 +45,8 @@ def start_stack(
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     run_env = launch.side_by_side_environment({**venv_env(), **(env or {})})
     proc, log_path = spawn(label, launch.command(path), run_env, workdir)
-    return Server(name, proc, f"127.0.0.1:{port}", log_path)
+    http_port = config["http_options"]["port"]
+    return Server(name, proc, f"127.0.0.1:{port}", log_path, http_port)
 
 
 @contextmanager

@@ -5,7 +5,8 @@
 through `TextDeployment.GenerateText` / `StreamText` themselves; replies go
 back as OpenAI's JSON or as server-sent chunks ending in `data: [DONE]`.
 Limits (max_tokens, temperature, ...) are the text family's own, so a bad
-value gets the same message over both transports.
+value gets the same message over both transports. Maestro's own fields ride
+as extra body keys: `top_k`, `regex`, `choices`, `adapter`, `request_id`.
 """
 
 from __future__ import annotations
@@ -139,6 +140,8 @@ def text_request(
         "presence_penalty": body.number("presence_penalty"),
         "frequency_penalty": body.number("frequency_penalty"),
         "json_schema": _json_schema(body),
+        "regex": body.string("regex"),
+        "choices": body.strings("choices"),
         "adapter": body.string("adapter"),
         "request_id": body.string("request_id"),
     }
