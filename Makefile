@@ -12,8 +12,12 @@ STAMP := $(VENV)/.maestro-installed
 TOOLS := .tools
 BUF := $(TOOLS)/node_modules/.bin/buf
 DEMO := models/demo
+NODE_CLIENT := clients/node
+# npm ci writes this file last; newer than the lock file means installed
+NODE_MODULES := $(NODE_CLIENT)/node_modules/.package-lock.json
 
-.PHONY: install models serve test lint protos check-protos buf-lint bench clean
+.PHONY: install models serve test lint protos check-protos buf-lint bench clean \
+	node-install node-client
 
 install: $(STAMP)
 
@@ -32,11 +36,23 @@ models: install
 serve: models
 	$(BIN)/python -m deployments.launch $(CONFIG)
 
-protos: install
+protos: install node-install
 	$(BIN)/python scripts/gen_protos.py
 
-check-protos: install
+check-protos: install node-install
 	$(BIN)/python scripts/gen_protos.py --check
+
+# The Node/TypeScript client (clients/node/README.md): npm ci installs the
+# pinned package-lock.json (grpc-js, ts-proto's protoc plugin, tsc); tsc
+# builds src/ (src/gen from `make protos`) and test/ into dist/.
+node-install: $(NODE_MODULES)
+
+$(NODE_MODULES): $(NODE_CLIENT)/package.json $(NODE_CLIENT)/package-lock.json
+	cd $(NODE_CLIENT) && npm ci --silent --no-audit --no-fund
+	touch $@
+
+node-client: node-install
+	cd $(NODE_CLIENT) && npm run --silent build
 
 $(BUF):
 	npm install --silent --no-audit --no-fund --prefix $(TOOLS) @bufbuild/buf@1.75.0
@@ -48,7 +64,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: models check-protos buf-lint lint
+test: models check-protos buf-lint lint node-client
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -ra
 
 # The benchmark suite (bench/README.md): make bench [BENCH_ARGS="--quick --only text,image"]
@@ -58,4 +74,4 @@ bench: models
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m bench.suite $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(TOOLS) $(DEMO)
+	rm -rf $(VENV) $(TOOLS) $(DEMO) $(NODE_CLIENT)/node_modules $(NODE_CLIENT)/dist

@@ -18,8 +18,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -31,39 +30,13 @@ from maestro.tracing import traced_channel
 from observability.metrics import METRICS, exported_names
 from tests.helpers import ROOT, free_port
 from tests.helpers.serve_run import ServeRun
+from tests.helpers.spans import trace_spans
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-SPAN_WAIT_S = 20  # spans are flushed by a background thread every second
 SCRAPE_WAIT_S = 120  # Ray reports metrics every few seconds; Prometheus scrapes
 RULES_WAIT_S = 60  # a never-hang bound: rule groups evaluate every 15 s
 DASHBOARD = ROOT / "observability" / "grafana" / "dashboards" / "maestro.json"
-
-
-def _trace(
-    stack: ServeRun,
-    trace_id: str,
-    expect: set[str],
-    counts: Mapping[str, int] | None = None,
-) -> dict[str, dict[str, Any]]:
-    """The spans of `trace_id` (by span id) once the names in `expect` are there,
-    and each name in `counts` that many times (replicas flush on their own
-    clocks, so one of each can be there before the rest)."""
-    path = stack.spans
-    deadline = time.monotonic() + SPAN_WAIT_S
-    spans: dict[str, dict[str, Any]] = {}
-    while time.monotonic() < deadline:
-        if path.exists():
-            rows = [json.loads(line) for line in path.read_text().splitlines()]
-            spans = {r["span_id"]: r for r in rows if r["trace_id"] == trace_id}
-            names = Counter(s["name"] for s in spans.values())
-            if expect <= names.keys() and all(
-                names[name] >= n for name, n in (counts or {}).items()
-            ):
-                return spans
-        time.sleep(0.5)
-    names = sorted(s["name"] for s in spans.values())
-    raise AssertionError(f"trace {trace_id}: wanted {sorted(expect)}, got {names}")
 
 
 def _ancestors(span: dict[str, Any], spans: dict[str, dict[str, Any]]) -> list[str]:
@@ -85,7 +58,7 @@ def test_stream_text_is_one_trace_from_client_to_engine(stack: ServeRun) -> None
     assert traces.trace_ids == [sent_trace_id]
 
     replica_name = "replica_handle_request Text StreamText"
-    spans = _trace(
+    spans = trace_spans(
         stack, sent_trace_id, {replica_name, "text.StreamText", "text.engine.stream"}
     )
     by_name = {s["name"]: s for s in spans.values()}
@@ -115,7 +88,7 @@ def test_compose_is_one_trace_holding_every_child_call(
     assert done.scenes_succeeded == 2
     assert len(done.trace_id) == 32
     children = {"text.GenerateText", "image.GenerateImage", "voice.Synthesize"}
-    spans = _trace(
+    spans = trace_spans(
         stack,
         done.trace_id,
         {"studio.Compose", "studio.plan", "text.engine.generate"}
@@ -151,7 +124,7 @@ def test_cli_prints_the_trace_id(stack: ServeRun) -> None:
     assert done.returncode == 0, done.stderr
     (line,) = [x for x in done.stderr.splitlines() if x.startswith("trace_id: ")]
     trace_id = line.removeprefix("trace_id: ")
-    _trace(stack, trace_id, {"text.GenerateText", "text.engine.generate"})
+    trace_spans(stack, trace_id, {"text.GenerateText", "text.engine.generate"})
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ import pytest
 from maestro import MaestroClient
 from maestro.models_client import default_models
 from tests.helpers.serve_run import ServeRun
+from tests.helpers.spans import trace_spans
 
 MESSAGES = [{"role": "user", "content": "Tell me about the sea."}]
 
@@ -261,3 +262,22 @@ def test_a_client_leaving_an_http_stream_aborts_it_in_vllm(
     while _unfinished(client) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _unfinished(client) == 0
+
+
+def test_an_http_call_is_served_in_the_engine_replica(
+    http: httpx.Client, stack: ServeRun
+) -> None:
+    """No extra hop: the HTTP call's RPC span sits right under the replica
+    span of the deployment that holds vLLM, as a gRPC call's does."""
+    response = http.post(
+        "/chat/completions", json={"messages": MESSAGES, "max_tokens": 4}
+    )
+    assert response.status_code == 200, response.text
+    trace_id = response.headers["x-trace-id"]
+    spans = trace_spans(stack, trace_id, {"text.GenerateText", "text.engine.generate"})
+    by_name = {s["name"]: s for s in spans.values()}
+    ingress, engine = by_name["text.GenerateText"], by_name["text.engine.generate"]
+    assert ingress["attributes"]["rpc.system"] == "http"
+    assert engine["parent_span_id"] == ingress["span_id"]
+    replica = spans[ingress["parent_span_id"]]
+    assert replica["name"] == "replica_handle_request Text __call__"
