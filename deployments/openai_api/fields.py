@@ -35,12 +35,17 @@ class Body:
             raise InvalidArgument(field=name, value=value, allowed="a string")
         return value
 
-    def integer(self, name: str) -> int | None:
+    def integer(self, name: str, bits: int = 64) -> int | None:
+        """A signed integer that fits the proto field's `bits` (32 or 64)."""
         value = self._get(name)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidArgument(field=name, value=value, allowed="an integer")
+        if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+            raise InvalidArgument(
+                field=name, value=value, allowed=f"a {bits}-bit signed integer"
+            )
         return value
 
     def number(self, name: str) -> float | None:

@@ -27,8 +27,6 @@ from maestro.v1 import text_pb2
 
 __all__ = ["chat_completions", "completions", "text_request"]
 
-INT32_MAX = 2**31 - 1
-INT64_MAX = 2**63 - 1
 # OpenAI's default for /v1/completions (chat has none: up to the context).
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16
 _UNSUPPORTED = {
@@ -51,13 +49,6 @@ _FINISH = {
     text_pb2.FINISH_REASON_LENGTH: "length",
     text_pb2.FINISH_REASON_CANCELLED: "stop",
 }
-
-
-def _bounded(body: Body, name: str, limit: int) -> int | None:
-    value = body.integer(name)
-    if value is not None and not -limit - 1 <= value <= limit:
-        raise InvalidArgument(field=name, value=value, allowed=f"|{name}| <= {limit}")
-    return value
 
 
 def _content(turn: Body, index: int) -> str:
@@ -124,9 +115,9 @@ def text_request(
     n = body.integer("n")
     if n not in (None, 1):
         raise InvalidArgument(field="n", value=n, allowed="1")
-    max_tokens = _bounded(body, "max_completion_tokens", INT32_MAX)
+    max_tokens = body.integer("max_completion_tokens", bits=32)
     if max_tokens is None:
-        max_tokens = _bounded(body, "max_tokens", INT32_MAX)
+        max_tokens = body.integer("max_tokens", bits=32)
     if max_tokens is None and not chat:
         max_tokens = COMPLETIONS_DEFAULT_MAX_TOKENS
     fields: dict[str, Any] = {
@@ -134,8 +125,8 @@ def text_request(
         "max_tokens": max_tokens,
         "temperature": body.number("temperature"),
         "top_p": body.number("top_p"),
-        "top_k": _bounded(body, "top_k", INT32_MAX),
-        "seed": _bounded(body, "seed", INT64_MAX),
+        "top_k": body.integer("top_k", bits=32),
+        "seed": body.integer("seed"),
         "stop": body.strings("stop"),
         "presence_penalty": body.number("presence_penalty"),
         "frequency_penalty": body.number("frequency_penalty"),

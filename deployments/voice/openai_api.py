@@ -68,8 +68,6 @@ def speech_request(
     if not body.string("input"):
         raise InvalidArgument(field="input", allowed="the text to speak")
     seed = body.integer("seed")
-    if seed is not None and not -(2**63) <= seed < 2**63:
-        raise InvalidArgument(field="seed", value=seed, allowed="a 64-bit integer")
     kind = (
         voice_pb2.StreamSpeechRequest if stream_format else voice_pb2.SynthesizeRequest
     )

@@ -2,10 +2,12 @@
 against the session's stack.
 
 What the test changes, and only that: the ports (the stack's free ones for
-9000 and 8000), HOME (a folder whose `.maestro/api_key` holds the session's
-key, so `$(cat ~/.maestro/api_key)` and the clients find it), and
-`npx @bufbuild/buf` runs the buf the Makefile pinned in `.tools/` (npx would
-fetch the same package). Each block must exit 0 and show what it promises.
+9000 and 8000, also as MAESTRO_TARGET, which the CLI would default to
+127.0.0.1:9000), HOME (a folder whose `.maestro/api_key` holds the session's
+key, so `$(cat ~/.maestro/api_key)` and the clients find it), `.venv/bin/`
+is the session's venv, and `npx @bufbuild/buf` runs the buf the Makefile
+pinned in `.tools/` (npx would fetch the same package). Each block must exit
+0 and show what it promises.
 """
 
 from __future__ import annotations
@@ -42,6 +44,12 @@ def _wav_seconds(path: Path) -> float:
 
 # What each example must show beyond exiting 0: (stdout, its folder) -> ok.
 CHECKS: dict[str, Callable[[str, Path], bool]] = {
+    "quickstart": lambda out, cwd: (
+        "SERVING" in out
+        and (cwd / "out.png").read_bytes()[:4] == b"\x89PNG"
+        and _wav_seconds(cwd / "hello.wav") > 0
+        and (cwd / "board" / "index.html").exists()
+    ),
     "buf-curl": lambda out, _: '"finishReason"' in out and '"usage"' in out,
     "buf-generate": lambda out, _: "text.ts" in out,
     # `print(reply.text, reply.finish_reason, completion_tokens)`: the enum
@@ -86,7 +94,8 @@ def test_readme_example_runs(
         code = code.replace("npx @bufbuild/buf", str(BUF))
     if name == "node" and shutil.which("node") is None:
         pytest.skip("node is not installed")
-    env = {**os.environ, "HOME": str(home)}
+    code = code.replace(".venv/bin/", f"{Path(sys.executable).parent}/")
+    env = {**os.environ, "HOME": str(home), "MAESTRO_TARGET": stack.target}
     env.pop("MAESTRO_API_KEY", None)  # found in ~/.maestro/api_key, as a user's
     env.pop("MAESTRO_API_KEY_FILE", None)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"

@@ -73,9 +73,14 @@ def demo_profile(
 
 @contextmanager
 def local_serve(
-    *, num_cpus: int, num_gpus: int, env: Mapping[str, str] = FAST_WARNINGS
+    *,
+    num_cpus: int,
+    num_gpus: int,
+    env: Mapping[str, str] = FAST_WARNINGS,
+    http_port: int | None = None,
 ) -> Iterator[str]:
-    """This test's own local Ray + Serve (gRPC on a free port); yields the target."""
+    """This test's own local Ray + Serve (gRPC on a free port, HTTP on
+    `http_port` or a free one); yields the gRPC target."""
     grpc_config = _load("serve_config.yaml")["grpc_options"]
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
@@ -88,7 +93,7 @@ def local_serve(
             include_dashboard=False,
         )
         serve.start(
-            http_options={"host": "127.0.0.1", "port": free_port()},
+            http_options={"host": "127.0.0.1", "port": http_port or free_port()},
             grpc_options=gRPCOptions(
                 port=port,
                 grpc_servicer_functions=grpc_config["grpc_servicer_functions"],

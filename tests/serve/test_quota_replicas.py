@@ -14,10 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 
 from deployments.auth.config import AuthSettings, KeyEntry, Quotas
 from deployments.auth.keys import hash_key
+from deployments.launch import free_port
 from maestro import MaestroClient, MaestroRpcError
 from maestro.models_client import default_models
 from tests.helpers.voice_replicas import voice_replicas
@@ -25,7 +27,10 @@ from tests.helpers.voice_replicas import voice_replicas
 pytestmark = pytest.mark.slow
 
 LIMITED, OPERATOR = "mae_limited_voice", "mae_operator"
+HTTP_LIMITED, TEXT_ONLY = "mae_http_limited", "mae_text_only"
 RPM = 12  # calls land on both replicas but for a (1/2)**11 chance
+HTTP_RPM = 2
+HTTP_PORT = free_port()
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +45,15 @@ def target(demo_models: Path, redis_url: str) -> Iterator[str]:
                 quotas=Quotas(requests_per_minute=RPM),
             ),
             KeyEntry(name="operator", sha256=hash_key(OPERATOR)),
+            KeyEntry(
+                name="http-limited",
+                sha256=hash_key(HTTP_LIMITED),
+                quotas=Quotas(requests_per_minute=HTTP_RPM),
+            ),
+            KeyEntry(name="text-only", sha256=hash_key(TEXT_ONLY), scopes=("text",)),
         ),
     )
-    with voice_replicas(settings, operator_key=OPERATOR) as target:
+    with voice_replicas(settings, operator_key=OPERATOR, http_port=HTTP_PORT) as target:
         yield target
 
 
@@ -81,3 +92,28 @@ def test_no_key_is_unauthenticated_through_the_proxy(target: str) -> None:
         with pytest.raises(MaestroRpcError) as info:
             client.synthesize("hi")
     assert info.value.code == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_http_speech_gets_the_same_keys_scopes_and_quotas(target: str) -> None:
+    """The OpenAI-compatible endpoint runs the same RPC: 401, 403 naming the
+    scope, and the shared quota as 429 with Retry-After, in OpenAI's JSON."""
+    url = f"http://127.0.0.1:{HTTP_PORT}/v1/audio/speech"
+    body = {"input": "Hello there.", "response_format": "pcm"}
+
+    def post(key: str) -> httpx.Response:
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        return httpx.post(url, json=body, headers=headers, timeout=30)
+
+    assert post("").status_code == 401
+    denied = post(TEXT_ONLY)
+    assert denied.status_code == 403
+    assert "voice" in denied.json()["error"]["message"]
+    assert denied.json()["error"]["type"] == "permission_error"
+    answers = [post(HTTP_LIMITED) for _ in range(HTTP_RPM + 1)]
+    assert [a.status_code for a in answers] == [200] * HTTP_RPM + [429]
+    assert answers[0].headers["content-type"] == "audio/pcm"
+    assert len(answers[0].content) > 0
+    refused = answers[-1]
+    assert "requests_per_minute" in refused.json()["error"]["message"]
+    assert refused.json()["error"]["type"] == "rate_limit_error"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60  # a minute's window
