@@ -54,6 +54,7 @@ def to_engine_request(msg: ImageRequestMessage, request_id: str) -> ImageRequest
         loras=tuple(LoraChoice(lora.name, lora.weight) for lora in msg.loras),
         preview_every=getattr(msg, "preview_every", 0),
         request_id=request_id,
+        style=msg.style,
     )
 
 

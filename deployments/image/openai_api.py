@@ -4,8 +4,9 @@
 `response_format` (b64_json: Maestro returns images inline, it hosts no
 URLs) and `output_format` / `output_compression`, plus Maestro's own fields
 as extra body keys: `negative_prompt`, `seed`, `steps`, `guidance_scale`,
-`scheduler`, `loras` ([{name, weight}]). Sizes, steps and the rest are
-checked by the image family as over gRPC.
+`scheduler`, `loras` ([{name, weight}]), `style` (a preset of the model's;
+OpenAI's own `vivid` / `natural` are no Maestro preset: NOT_FOUND). Sizes,
+steps and the rest are checked by the image family as over gRPC.
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ def image_request(body: Body) -> image_pb2.GenerateImageRequest:
         quality=_small(body, "output_compression"),
         loras=_loras(body),
         request_id=body.string("request_id"),
+        style=body.string("style"),
     )
 
 

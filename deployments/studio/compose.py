@@ -314,6 +314,7 @@ def _image_request(
         num_images=1,
         seed=derive_seed(run.seed, "image", index),
         request_id=f"{run.request_id}-scene{index}-image",
+        style=settings.style,
     )
     if settings.HasField("guidance_scale"):
         msg.guidance_scale = settings.guidance_scale

@@ -249,3 +249,30 @@ def test_a_lora_loaded_at_run_time_is_used_by_the_next_request(
     # The start-time adapter is untouched.
     again = image_client.generate_image("a barn", loras={"demo-style": 0.8}, **params)
     assert again.images[0].data == styled
+
+
+def test_a_style_preset_is_its_fields_written_out(image_client: MaestroClient) -> None:
+    """serve_config.yaml's `watercolor` preset gives the same pixels as the
+    request that spells out its template, negative prompt, LoRA, steps and
+    guidance; the request's own fields win; ListModels lists the presets."""
+    styled = image_client.generate_image("a boat", seed=5, style="watercolor")
+    spelled = image_client.generate_image(
+        "a boat, soft watercolor painting, paper texture",
+        seed=5,
+        negative_prompt="photo, harsh lines",
+        loras={"demo-style": 0.8},
+        steps=12,
+        guidance_scale=6.0,
+    )
+    plain = image_client.generate_image("a boat", seed=5)
+    assert styled.images[0].data == spelled.images[0].data
+    assert styled.images[0].data != plain.images[0].data
+    fewer_steps = image_client.generate_image(
+        "a boat", seed=5, style="watercolor", steps=2
+    )
+    assert fewer_steps.images[0].data != styled.images[0].data
+    assert _image_model(image_client).limits["styles"] == "watercolor, sketch"
+    with pytest.raises(MaestroRpcError) as info:
+        image_client.generate_image("a boat", style="oil")
+    assert info.value.code == grpc.StatusCode.NOT_FOUND
+    assert "available: sketch, watercolor" in info.value.details

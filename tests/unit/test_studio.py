@@ -221,7 +221,9 @@ async def test_style_folds_into_prompts_and_settings_reach_children(
         num_scenes=2,
         seed=3,
         style="watercolour",
-        image=studio_pb2.ComposeImageSettings(width=128, height=96, steps=3),
+        image=studio_pb2.ComposeImageSettings(
+            width=128, height=96, steps=3, style="sketch"
+        ),
         voice=studio_pb2.ComposeVoiceSettings(voice="b", speaking_rate=1.5),
         text=studio_pb2.ComposeTextSettings(temperature=0.7, max_tokens=900),
     )
@@ -232,6 +234,7 @@ async def test_style_folds_into_prompts_and_settings_reach_children(
     for image in families.image.requests:
         assert image.prompt.endswith(", watercolour") and image.num_images == 1
         assert (image.width, image.height, image.steps) == (128, 96, 3)
+        assert image.style == "sketch"  # the image model's preset, passed on
     for speech in families.voice.requests:
         assert speech.voice == "b" and speech.speaking_rate == pytest.approx(1.5)
 

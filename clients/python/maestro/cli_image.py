@@ -66,6 +66,7 @@ def _image(client: MaestroClient, args: argparse.Namespace) -> int:
         "model": args.model,
         "init_image": Path(args.init).read_bytes() if args.init else None,
         "strength": args.strength,
+        "style": args.style,
     }
     result: image_pb2.GenerateImageResponse | None = None
     with tqdm(desc="denoising", unit="step", file=sys.stderr, leave=False) as bar:
@@ -114,4 +115,7 @@ def add_image_parser(subparsers: Any) -> None:
     image.add_argument("--init", metavar="IMAGE", help="image-to-image input")
     image.add_argument("--strength", type=float, help="image-to-image strength")
     image.add_argument("--model", help="model id (default: the served one)")
+    image.add_argument(
+        "--style", help="a style preset of the model (`maestro models` limits)"
+    )
     image.set_defaults(run=_image)

@@ -14,7 +14,14 @@ from deployments.engines.base import EngineConfig
 from deployments.engines.batching import BatchingConfig
 from deployments.engines.image.schedulers import ALL_SCHEDULERS
 
-__all__ = ["ImageEngineConfig", "ImageLimitsConfig", "LoraConfig", "MemoryConfig"]
+__all__ = [
+    "ImageEngineConfig",
+    "ImageLimitsConfig",
+    "LoraConfig",
+    "MemoryConfig",
+    "StyleConfig",
+    "StyleLoraConfig",
+]
 
 
 class LoraConfig(BaseModel):
@@ -24,6 +31,53 @@ class LoraConfig(BaseModel):
 
     name: str = Field(min_length=1, description="Name requests use in `loras`.")
     path: str = Field(description="Folder or file diffusers' load_lora_weights reads.")
+
+
+class StyleLoraConfig(BaseModel):
+    """A LoRA of a style preset and its weight."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, description="One of the model's `loras`.")
+    weight: float = Field(1.0, ge=-4.0, le=4.0, description="Adapter weight.")
+
+
+class StyleConfig(BaseModel):
+    """A style preset requests pick with `style`; each field set here is
+    used where the request leaves it unset (engines/image/styles.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(
+        min_length=1, max_length=64, description="Name requests use in `style`."
+    )
+    prompt: str = Field(
+        "{prompt}",
+        description="Prompt template; `{prompt}` is the request's prompt.",
+    )
+    negative_prompt: str = Field("", description="When the request sends none.")
+    loras: tuple[StyleLoraConfig, ...] = Field(
+        (), description="Merged with the request's by name (its weight wins)."
+    )
+    scheduler: str = Field("", description="When the request names none.")
+    steps: int = Field(0, ge=0, description="When the request sends 0.")
+    guidance_scale: float | None = Field(
+        None, ge=0, le=50, description="When the request sends none."
+    )
+
+    @model_validator(mode="after")
+    def _template(self) -> StyleConfig:
+        if "{prompt}" not in self.prompt:
+            raise ValueError(
+                f"style {self.name!r}: prompt must contain {{prompt}}, "
+                f"got {self.prompt!r}"
+            )
+        if self.scheduler and self.scheduler not in ALL_SCHEDULERS:
+            raise ValueError(
+                f"style {self.name!r}: scheduler {self.scheduler!r} not in "
+                f"{', '.join(ALL_SCHEDULERS)}"
+            )
+        return self
 
 
 class ImageLimitsConfig(BaseModel):
@@ -98,6 +152,9 @@ class ImageEngineConfig(EngineConfig):
         "checkpoint (flow-matching models take only flow_match_*).",
     )
     loras: tuple[LoraConfig, ...] = Field((), description="Adapters to load.")
+    styles: tuple[StyleConfig, ...] = Field(
+        (), description="Style presets requests pick with `style`."
+    )
     limits: ImageLimitsConfig = Field(
         default_factory=ImageLimitsConfig, description="Request bounds."
     )
@@ -126,4 +183,14 @@ class ImageEngineConfig(EngineConfig):
         names = [lora.name for lora in self.loras]
         if len(set(names)) != len(names):
             raise ValueError(f"lora names must be unique, got {names}")
+        styles = [style.name for style in self.styles]
+        if len(set(styles)) != len(styles):
+            raise ValueError(f"style names must be unique, got {styles}")
+        for style in self.styles:
+            unknown = [lora.name for lora in style.loras if lora.name not in names]
+            if unknown:
+                raise ValueError(
+                    f"style {style.name!r} names LoRAs {unknown} that are not in "
+                    f"loras ({', '.join(names) or 'none'})"
+                )
         return self

@@ -50,6 +50,7 @@ from deployments.engines.image.schedulers import (
     checkpoint_default,
     compatible_schedulers,
 )
+from deployments.engines.image.styles import apply_style, styles_of
 from deployments.engines.image.types import (
     FORMATS,
     GUIDANCE_RANGE,
@@ -87,6 +88,7 @@ class ImageEngine(Engine):
         # One worker: batches run one after another on the same pipeline.
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="image-pipeline")
         self._adapter_users = AdapterUsers()
+        self.styles = styles_of(config.styles)
         self.batcher: KeyedBatcher[ImageJob] = KeyedBatcher(
             self._run_batch,
             key=lambda job: job.key,
@@ -280,7 +282,9 @@ class ImageEngine(Engine):
                 max_pixels=max_pixels,
             )
         resolved = resolve(
-            request, self.limits, init_size=None if init is None else init.size
+            apply_style(request, self.styles),
+            self.limits,
+            init_size=None if init is None else init.size,
         )
         if init is not None and init.size != (resolved.width, resolved.height):
             init = init.resize((resolved.width, resolved.height))
@@ -354,6 +358,7 @@ class ImageEngine(Engine):
             if lim.image_to_image
             else "none: text-to-image only",
             "loras": ", ".join(lim.loras),
+            "styles": ", ".join(style.name for style in self.styles),
             "max_batch_size": str(batching.max_batch_size),
             "max_wait_ms": f"{batching.max_wait_ms:g}",
         }
@@ -365,7 +370,7 @@ class ImageEngine(Engine):
         if self.limits is None or request.seed is None:
             return None
         if not request.init_image:
-            request = resolve(request, self.limits)
+            request = resolve(apply_style(request, self.styles), self.limits)
         form = replace(request, request_id="", preview_every=0)
         return self._identified(form, tuple(lora.name for lora in request.loras))
 

@@ -61,6 +61,7 @@ class ImageRequest:
     loras: tuple[LoraChoice, ...] = ()
     preview_every: int = 0
     request_id: str = ""
+    style: str = ""  # a preset's name (engines/image/styles.py); "" none
 
 
 @dataclass(frozen=True)

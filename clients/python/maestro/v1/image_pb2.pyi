@@ -87,6 +87,7 @@ class GenerateImageRequest(_message.Message):
     STRENGTH_FIELD_NUMBER: _builtins.int
     LORAS_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    STYLE_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     prompt: _builtins.str
     negative_prompt: _builtins.str
@@ -108,6 +109,11 @@ class GenerateImageRequest(_message.Message):
     """Image-to-image: an encoded image (PNG, JPEG, WebP) and the strength."""
     strength: _builtins.float
     request_id: _builtins.str
+    style: _builtins.str
+    """A style preset of the model (ListModels limits `styles`): its prompt
+    template, negative prompt, LoRAs, scheduler, steps and guidance, each
+    used where this request leaves the field unset. Empty: none.
+    """
     @_builtins.property
     def loras(self) -> _containers.RepeatedCompositeFieldContainer[Global___LoraWeight]: ...
     def __init__(
@@ -129,10 +135,11 @@ class GenerateImageRequest(_message.Message):
         strength: _builtins.float | None = ...,
         loras: _abc.Iterable[Global___LoraWeight] | None = ...,
         request_id: _builtins.str = ...,
+        style: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_seed", b"_seed", "_strength", b"_strength", "guidance_scale", b"guidance_scale", "seed", b"seed", "strength", b"strength"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_seed", b"_seed", "_strength", b"_strength", "format", b"format", "guidance_scale", b"guidance_scale", "height", b"height", "init_image", b"init_image", "loras", b"loras", "model", b"model", "negative_prompt", b"negative_prompt", "num_images", b"num_images", "prompt", b"prompt", "quality", b"quality", "request_id", b"request_id", "scheduler", b"scheduler", "seed", b"seed", "steps", b"steps", "strength", b"strength", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_seed", b"_seed", "_strength", b"_strength", "format", b"format", "guidance_scale", b"guidance_scale", "height", b"height", "init_image", b"init_image", "loras", b"loras", "model", b"model", "negative_prompt", b"negative_prompt", "num_images", b"num_images", "prompt", b"prompt", "quality", b"quality", "request_id", b"request_id", "scheduler", b"scheduler", "seed", b"seed", "steps", b"steps", "strength", b"strength", "style", b"style", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__guidance_scale: _TypeAlias = _typing.Literal["guidance_scale"]  # noqa: Y015
     _WhichOneofArgType__guidance_scale: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale"]  # noqa: Y015
@@ -229,6 +236,7 @@ class StreamImageRequest(_message.Message):
     LORAS_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     PREVIEW_EVERY_FIELD_NUMBER: _builtins.int
+    STYLE_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     prompt: _builtins.str
     negative_prompt: _builtins.str
@@ -246,6 +254,11 @@ class StreamImageRequest(_message.Message):
     request_id: _builtins.str
     preview_every: _builtins.int
     """Send a low-resolution preview every N steps; 0 sends none."""
+    style: _builtins.str
+    """A style preset of the model (ListModels limits `styles`): its prompt
+    template, negative prompt, LoRAs, scheduler, steps and guidance, each
+    used where this request leaves the field unset. Empty: none.
+    """
     @_builtins.property
     def loras(self) -> _containers.RepeatedCompositeFieldContainer[Global___LoraWeight]: ...
     def __init__(
@@ -268,10 +281,11 @@ class StreamImageRequest(_message.Message):
         loras: _abc.Iterable[Global___LoraWeight] | None = ...,
         request_id: _builtins.str = ...,
         preview_every: _builtins.int = ...,
+        style: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_seed", b"_seed", "_strength", b"_strength", "guidance_scale", b"guidance_scale", "seed", b"seed", "strength", b"strength"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_seed", b"_seed", "_strength", b"_strength", "format", b"format", "guidance_scale", b"guidance_scale", "height", b"height", "init_image", b"init_image", "loras", b"loras", "model", b"model", "negative_prompt", b"negative_prompt", "num_images", b"num_images", "preview_every", b"preview_every", "prompt", b"prompt", "quality", b"quality", "request_id", b"request_id", "scheduler", b"scheduler", "seed", b"seed", "steps", b"steps", "strength", b"strength", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_seed", b"_seed", "_strength", b"_strength", "format", b"format", "guidance_scale", b"guidance_scale", "height", b"height", "init_image", b"init_image", "loras", b"loras", "model", b"model", "negative_prompt", b"negative_prompt", "num_images", b"num_images", "preview_every", b"preview_every", "prompt", b"prompt", "quality", b"quality", "request_id", b"request_id", "scheduler", b"scheduler", "seed", b"seed", "steps", b"steps", "strength", b"strength", "style", b"style", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__guidance_scale: _TypeAlias = _typing.Literal["guidance_scale"]  # noqa: Y015
     _WhichOneofArgType__guidance_scale: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale"]  # noqa: Y015

@@ -30,6 +30,7 @@ class ComposeImageSettings(_message.Message):
     GUIDANCE_SCALE_FIELD_NUMBER: _builtins.int
     FORMAT_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
+    STYLE_FIELD_NUMBER: _builtins.int
     width: _builtins.int
     height: _builtins.int
     steps: _builtins.int
@@ -37,6 +38,10 @@ class ComposeImageSettings(_message.Message):
     format: _image_pb2.ImageFormat.ValueType
     model: _builtins.str
     """One of the image family's registered models; empty: its default."""
+    style: _builtins.str
+    """One of that model's style presets (GenerateImageRequest.style); the
+    request's free-text `style` is still folded into every prompt.
+    """
     def __init__(
         self,
         *,
@@ -46,10 +51,11 @@ class ComposeImageSettings(_message.Message):
         guidance_scale: _builtins.float | None = ...,
         format: _image_pb2.ImageFormat.ValueType = ...,
         model: _builtins.str = ...,
+        style: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "guidance_scale", b"guidance_scale"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "format", b"format", "guidance_scale", b"guidance_scale", "height", b"height", "model", b"model", "steps", b"steps", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "format", b"format", "guidance_scale", b"guidance_scale", "height", b"height", "model", b"model", "steps", b"steps", "style", b"style", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__guidance_scale: _TypeAlias = _typing.Literal["guidance_scale"]  # noqa: Y015
     _WhichOneofArgType__guidance_scale: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale"]  # noqa: Y015

@@ -104,6 +104,12 @@ export interface GenerateImageRequest {
   strength?: number | undefined;
   loras: LoraWeight[];
   requestId: string;
+  /**
+   * A style preset of the model (ListModels limits `styles`): its prompt
+   * template, negative prompt, LoRAs, scheduler, steps and guidance, each
+   * used where this request leaves the field unset. Empty: none.
+   */
+  style: string;
 }
 
 export interface Image {
@@ -140,6 +146,12 @@ export interface StreamImageRequest {
   requestId: string;
   /** Send a low-resolution preview every N steps; 0 sends none. */
   previewEvery: number;
+  /**
+   * A style preset of the model (ListModels limits `styles`): its prompt
+   * template, negative prompt, LoRAs, scheduler, steps and guidance, each
+   * used where this request leaves the field unset. Empty: none.
+   */
+  style: string;
 }
 
 export interface ImageProgress {
@@ -259,6 +271,7 @@ function createBaseGenerateImageRequest(): GenerateImageRequest {
     strength: undefined,
     loras: [],
     requestId: "",
+    style: "",
   };
 }
 
@@ -314,6 +327,9 @@ export const GenerateImageRequest: MessageFns<GenerateImageRequest> = {
     }
     if (message.requestId !== "") {
       writer.uint32(130).string(message.requestId);
+    }
+    if (message.style !== "") {
+      writer.uint32(146).string(message.style);
     }
     return writer;
   },
@@ -459,6 +475,14 @@ export const GenerateImageRequest: MessageFns<GenerateImageRequest> = {
             message.requestId = reader.string();
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.style = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -511,6 +535,7 @@ export const GenerateImageRequest: MessageFns<GenerateImageRequest> = {
         : isSet(object.request_id)
         ? globalThis.String(object.request_id)
         : "",
+      style: isSet(object.style) ? globalThis.String(object.style) : "",
     };
   },
 
@@ -564,6 +589,9 @@ export const GenerateImageRequest: MessageFns<GenerateImageRequest> = {
     if (message.requestId !== "") {
       obj.requestId = message.requestId;
     }
+    if (message.style !== "") {
+      obj.style = message.style;
+    }
     return obj;
   },
 
@@ -588,6 +616,7 @@ export const GenerateImageRequest: MessageFns<GenerateImageRequest> = {
     message.strength = object.strength ?? undefined;
     message.loras = object.loras?.map((e) => LoraWeight.fromPartial(e)) || [];
     message.requestId = object.requestId ?? "";
+    message.style = object.style ?? "";
     return message;
   },
 };
@@ -856,6 +885,7 @@ function createBaseStreamImageRequest(): StreamImageRequest {
     loras: [],
     requestId: "",
     previewEvery: 0,
+    style: "",
   };
 }
 
@@ -914,6 +944,9 @@ export const StreamImageRequest: MessageFns<StreamImageRequest> = {
     }
     if (message.previewEvery !== 0) {
       writer.uint32(136).int32(message.previewEvery);
+    }
+    if (message.style !== "") {
+      writer.uint32(146).string(message.style);
     }
     return writer;
   },
@@ -1067,6 +1100,14 @@ export const StreamImageRequest: MessageFns<StreamImageRequest> = {
             message.previewEvery = reader.int32();
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.style = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1124,6 +1165,7 @@ export const StreamImageRequest: MessageFns<StreamImageRequest> = {
         : isSet(object.preview_every)
         ? globalThis.Number(object.preview_every)
         : 0,
+      style: isSet(object.style) ? globalThis.String(object.style) : "",
     };
   },
 
@@ -1180,6 +1222,9 @@ export const StreamImageRequest: MessageFns<StreamImageRequest> = {
     if (message.previewEvery !== 0) {
       obj.previewEvery = Math.round(message.previewEvery);
     }
+    if (message.style !== "") {
+      obj.style = message.style;
+    }
     return obj;
   },
 
@@ -1205,6 +1250,7 @@ export const StreamImageRequest: MessageFns<StreamImageRequest> = {
     message.loras = object.loras?.map((e) => LoraWeight.fromPartial(e)) || [];
     message.requestId = object.requestId ?? "";
     message.previewEvery = object.previewEvery ?? 0;
+    message.style = object.style ?? "";
     return message;
   },
 };

@@ -32,6 +32,11 @@ export interface ComposeImageSettings {
   format: ImageFormat;
   /** One of the image family's registered models; empty: its default. */
   model: string;
+  /**
+   * One of that model's style presets (GenerateImageRequest.style); the
+   * request's free-text `style` is still folded into every prompt.
+   */
+  style: string;
 }
 
 export interface ComposeVoiceSettings {
@@ -121,7 +126,7 @@ export interface ComposeResponse {
 }
 
 function createBaseComposeImageSettings(): ComposeImageSettings {
-  return { width: 0, height: 0, steps: 0, guidanceScale: undefined, format: 0, model: "" };
+  return { width: 0, height: 0, steps: 0, guidanceScale: undefined, format: 0, model: "", style: "" };
 }
 
 export const ComposeImageSettings: MessageFns<ComposeImageSettings> = {
@@ -143,6 +148,9 @@ export const ComposeImageSettings: MessageFns<ComposeImageSettings> = {
     }
     if (message.model !== "") {
       writer.uint32(50).string(message.model);
+    }
+    if (message.style !== "") {
+      writer.uint32(58).string(message.style);
     }
     return writer;
   },
@@ -208,6 +216,14 @@ export const ComposeImageSettings: MessageFns<ComposeImageSettings> = {
             message.model = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.style = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -232,6 +248,7 @@ export const ComposeImageSettings: MessageFns<ComposeImageSettings> = {
         : undefined,
       format: isSet(object.format) ? imageFormatFromJSON(object.format) : 0,
       model: isSet(object.model) ? globalThis.String(object.model) : "",
+      style: isSet(object.style) ? globalThis.String(object.style) : "",
     };
   },
 
@@ -255,6 +272,9 @@ export const ComposeImageSettings: MessageFns<ComposeImageSettings> = {
     if (message.model !== "") {
       obj.model = message.model;
     }
+    if (message.style !== "") {
+      obj.style = message.style;
+    }
     return obj;
   },
 
@@ -269,6 +289,7 @@ export const ComposeImageSettings: MessageFns<ComposeImageSettings> = {
     message.guidanceScale = object.guidanceScale ?? undefined;
     message.format = object.format ?? 0;
     message.model = object.model ?? "";
+    message.style = object.style ?? "";
     return message;
   },
 };

@@ -1,0 +1,79 @@
+"""Style presets: named bundles of request settings a request picks by name.
+
+A preset (`args.engine.styles` of an image model) holds a prompt template
+and any of negative prompt, LoRAs, scheduler, steps and guidance. Applied to
+a request, every field the request leaves unset takes the preset's value;
+the prompt is the template with `{prompt}` replaced by the request's, and
+LoRAs merge by name (the request's weight wins). So a preset is shorthand,
+never a limit: the same request with the preset's fields written out gives
+the same image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from deployments.engines.image.config import StyleConfig
+from deployments.engines.image.types import ImageRequest, LoraChoice
+from deployments.errors import NotFound
+
+__all__ = ["PROMPT_SLOT", "Style", "apply_style", "styles_of"]
+
+PROMPT_SLOT = "{prompt}"
+
+
+@dataclass(frozen=True)
+class Style:
+    name: str
+    prompt: str = PROMPT_SLOT
+    negative_prompt: str = ""
+    loras: tuple[LoraChoice, ...] = ()
+    scheduler: str = ""
+    steps: int = 0
+    guidance_scale: float | None = None
+
+
+def styles_of(configs: Sequence[StyleConfig]) -> tuple[Style, ...]:
+    """The configured presets (`args.engine.styles`) as the engine uses them."""
+    return tuple(
+        Style(
+            name=c.name,
+            prompt=c.prompt,
+            negative_prompt=c.negative_prompt,
+            loras=tuple(LoraChoice(lora.name, lora.weight) for lora in c.loras),
+            scheduler=c.scheduler,
+            steps=c.steps,
+            guidance_scale=c.guidance_scale,
+        )
+        for c in configs
+    )
+
+
+def _merged_loras(
+    preset: tuple[LoraChoice, ...], asked: tuple[LoraChoice, ...]
+) -> tuple[LoraChoice, ...]:
+    mine = {lora.name for lora in asked}
+    return (*(lora for lora in preset if lora.name not in mine), *asked)
+
+
+def apply_style(request: ImageRequest, styles: Sequence[Style]) -> ImageRequest:
+    """`request` with its style's settings where it left a field unset;
+    NOT_FOUND for a style the model does not have."""
+    if not request.style or not request.prompt.strip():
+        return request  # (an empty prompt is refused by `resolve`, as without)
+    found = {style.name: style for style in styles}
+    style = found.get(request.style)
+    if style is None:
+        raise NotFound(what="style", name=request.style, available=sorted(found))
+    guidance = request.guidance_scale
+    return replace(
+        request,
+        style="",  # applied: what follows is the request written out
+        prompt=style.prompt.replace(PROMPT_SLOT, request.prompt),
+        negative_prompt=request.negative_prompt or style.negative_prompt,
+        loras=_merged_loras(style.loras, request.loras),
+        scheduler=request.scheduler or style.scheduler,
+        steps=request.steps or style.steps,
+        guidance_scale=style.guidance_scale if guidance is None else guidance,
+    )

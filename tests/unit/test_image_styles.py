@@ -1,0 +1,98 @@
+"""Style presets: merged under the request's own fields, checked in config."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from deployments.engines.image.config import ImageEngineConfig
+from deployments.engines.image.styles import Style, apply_style, styles_of
+from deployments.engines.image.types import ImageRequest, LoraChoice
+from deployments.errors import NotFound
+
+WATERCOLOR = Style(
+    name="watercolor",
+    prompt="{prompt}, watercolor",
+    negative_prompt="photo",
+    loras=(LoraChoice("demo-style", 0.8), LoraChoice("grain", 0.3)),
+    scheduler="ddim",
+    steps=12,
+    guidance_scale=6.0,
+)
+
+
+def test_a_preset_fills_what_the_request_leaves_unset() -> None:
+    applied = apply_style(
+        ImageRequest(prompt="a boat", style="watercolor"), [WATERCOLOR]
+    )
+    assert applied == ImageRequest(
+        prompt="a boat, watercolor",
+        negative_prompt="photo",
+        loras=WATERCOLOR.loras,
+        scheduler="ddim",
+        steps=12,
+        guidance_scale=6.0,
+    )
+
+
+def test_request_fields_win_and_loras_merge_by_name() -> None:
+    request = ImageRequest(
+        prompt="a boat",
+        style="watercolor",
+        negative_prompt="blur",
+        scheduler="euler",
+        steps=3,
+        guidance_scale=0.0,  # set, even though falsy
+        loras=(LoraChoice("demo-style", 0.2),),
+    )
+    applied = apply_style(request, [WATERCOLOR])
+    assert (applied.negative_prompt, applied.scheduler, applied.steps) == (
+        "blur",
+        "euler",
+        3,
+    )
+    assert applied.guidance_scale == 0.0
+    assert applied.loras == (LoraChoice("grain", 0.3), LoraChoice("demo-style", 0.2))
+
+
+def test_no_style_or_an_unknown_one() -> None:
+    request = ImageRequest(prompt="a boat")
+    assert apply_style(request, [WATERCOLOR]) is request
+    with pytest.raises(NotFound, match="style 'oil' not found; available: watercolor"):
+        apply_style(ImageRequest(prompt="a boat", style="oil"), [WATERCOLOR])
+
+
+def _config(**styles_and_loras: object) -> ImageEngineConfig:
+    return ImageEngineConfig.model_validate({"model": "m", **styles_and_loras})
+
+
+def test_config_builds_the_presets() -> None:
+    config = _config(
+        loras=[{"name": "demo-style", "path": "p"}],
+        styles=[
+            {
+                "name": "watercolor",
+                "prompt": "{prompt}, watercolor",
+                "loras": [{"name": "demo-style", "weight": 0.8}],
+                "steps": 12,
+            }
+        ],
+    )
+    (style,) = styles_of(config.styles)
+    assert style.loras == (LoraChoice("demo-style", 0.8),)
+    assert (style.steps, style.scheduler, style.guidance_scale) == (12, "", None)
+
+
+@pytest.mark.parametrize(
+    ("styles", "says"),
+    [
+        ([{"name": "a", "prompt": "no slot"}], "must contain {prompt}"),
+        ([{"name": "a"}, {"name": "a"}], "unique"),
+        ([{"name": "a", "loras": [{"name": "nope"}]}], "not in loras"),
+        ([{"name": "a", "scheduler": "warp"}], "scheduler 'warp'"),
+        ([{"name": "a", "steps": -1}], "steps"),
+    ],
+)
+def test_bad_presets_fail_at_start(styles: list[dict], says: str) -> None:
+    with pytest.raises(ValidationError, match=says):
+        _config(styles=styles)
