@@ -6,8 +6,9 @@ stack, `serve_config.yaml` as it is).
 Same demo model and engine settings on both sides (`bench.text.servers`), the
 same random prompts (one seed), the same concurrency; the sides alternate
 (which one goes first flips each repeat) and the report gives each repeat
-and the median of the Maestro/vLLM ratios. The gRPC figures of the same
-comparison come from `bench.text_bench` (its own load generator).
+and the median of the Maestro/vLLM ratios. On the same servers, right after,
+`bench.loadgen` (the text benchmark's load generator) drives vLLM's server
+over HTTP and Maestro over gRPC `StreamText`: the gRPC figures beside.
 
 Usage: ``python -m bench.openai_bench [--repeats 3] [--concurrency 32]
 [--prompts 256] [--out bench/reports]``
@@ -30,8 +31,14 @@ from bench.lib.log import log, utc_stamp
 from bench.lib.machine import machine
 from bench.lib.procs import Server, venv_env
 from bench.lib.serve_config import ROOT
-from bench.text import servers
-from bench.text.prompts import MODEL_DIR, MODEL_ID, OUTPUT_TOKENS, PROMPT_TOKENS
+from bench.text import runs, servers
+from bench.text.prompts import (
+    MODEL_DIR,
+    MODEL_ID,
+    OUTPUT_TOKENS,
+    PROMPT_TOKENS,
+    write_prompt_files,
+)
 from maestro.auth import default_api_key
 
 SIDES = ("vllm", "maestro")
@@ -49,6 +56,7 @@ METRICS = {
     "median_itl_ms": "ITL p50 (ms)",
     "median_e2el_ms": "E2E p50 (ms)",
 }
+LOADGEN_METRICS = {"output_tok_s": "output tok/s", "ttft_p50_ms": "TTFT p50 (ms)"}
 
 
 def _base_url(server: Server) -> str:
@@ -109,7 +117,9 @@ def bench_serve(
 def measure(
     repeats: int, concurrency: int, prompts: int, workdir: Path
 ) -> list[dict[str, dict[str, Any]]]:
-    """Per repeat: {side: vllm bench serve's result}."""
+    """Per repeat: {side: vllm bench serve's result, side-loadgen: loadgen's}."""
+    files, _ = write_prompt_files([concurrency], False, workdir)
+    path, warmup = files[concurrency]
     rounds = []
     for r in range(repeats):
         order = SIDES if r % 2 == 0 else SIDES[::-1]
@@ -119,6 +129,9 @@ def measure(
                 log(f"repeat {r + 1}/{repeats}: {side} at c={concurrency}")
                 results[side] = bench_serve(
                     server, workdir, f"{side}-{r}", concurrency, prompts
+                )
+                results[f"{side}-loadgen"] = runs.run_loadgen(
+                    server, path, concurrency, warmup
                 )
         rounds.append(results)
     return rounds
@@ -142,9 +155,26 @@ def report(rounds: list[dict[str, dict[str, Any]]], info: dict[str, Any]) -> str
             v, m = results["vllm"][key], results["maestro"][key]
             ratios[key].append(m / v if v else float("nan"))
             lines.append(f"| {r} | {label} | {v:,.1f} | {m:,.1f} | {m / v:.2f}× |")
-    lines += ["", "| metric | median Maestro / vLLM |", "| --- | ---: |"]
     lines += [
-        f"| {METRICS[key]} | {statistics.median(values):.2f}× |"
+        "",
+        "The same servers under `bench.loadgen` (vLLM's server over HTTP, "
+        "Maestro over gRPC `StreamText`):",
+        "",
+        "| repeat | metric | vLLM server | Maestro gRPC | Maestro / vLLM |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for r, results in enumerate(rounds, 1):
+        for key, label in LOADGEN_METRICS.items():
+            v, m = results["vllm-loadgen"][key], results["maestro-loadgen"][key]
+            ratios.setdefault(f"grpc {key}", []).append(m / v if v else float("nan"))
+            lines.append(f"| {r} | {label} | {v:,.1f} | {m:,.1f} | {m / v:.2f}× |")
+    lines += ["", "| metric | median Maestro / vLLM |", "| --- | ---: |"]
+    labels = {
+        **METRICS,
+        **{f"grpc {k}": f"{v} (gRPC)" for k, v in LOADGEN_METRICS.items()},
+    }
+    lines += [
+        f"| {labels[key]} | {statistics.median(values):.2f}× |"
         for key, values in ratios.items()
     ]
     completed = {
