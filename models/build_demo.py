@@ -21,7 +21,11 @@ from typing import Any
 from models.assemble import MARKER, build_folder, is_complete, tree_hash
 
 __all__ = ["FAMILIES", "MARKER", "build_text_model", "is_complete", "main", "tree_hash"]
-from models.image_demo import build_image_model, build_sd3_model
+from models.image_demo import (
+    build_controlnet_model,
+    build_image_model,
+    build_sd3_model,
+)
 from models.voice_demo import build_speecht5_model, build_voice_model
 
 SEED = 1234
@@ -212,6 +216,7 @@ FAMILIES: dict[str, Callable[..., Path]] = {
     "text-qwen2": partial(build_text_model, architecture="qwen2"),
     "image": build_image_model,
     "image-sd3": build_sd3_model,  # a transformer (DiT) backbone, flow matching
+    "image-controlnet": build_controlnet_model,  # for the SD model's UNet
     "voice": build_voice_model,
     "voice-solo": partial(build_voice_model, solo=True),
     "voice-speecht5": build_speecht5_model,  # autoregressive mels + HiFi-GAN

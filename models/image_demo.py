@@ -26,6 +26,7 @@ from typing import Any
 from models.assemble import build_folder
 
 __all__ = [
+    "build_controlnet_model",
     "DEMO_LORA",
     "IMAGE_SIZE",
     "LORA_DIR",
@@ -305,3 +306,36 @@ def build_sd3_model(out_dir: Path, *, force: bool = False) -> Path:
     """
     out_dir = Path(out_dir)
     return build_folder(out_dir, _write_sd3_model, force=force)
+
+
+def _write_controlnet(tmp: Path) -> None:
+    """A ControlNet for the demo UNet (diffusers' `from_unet`, as its own
+    tests build theirs), with its zero-initialized convolutions drawn from a
+    fixed seed instead: zeros would add nothing to the UNet, and no test
+    could tell a control image reached it."""
+    import torch
+    from diffusers import ControlNetModel
+
+    from models.build_demo import SEED
+
+    with _seeded_quiet_save():
+        unet = _pipeline().unet
+        controlnet = ControlNetModel.from_unet(
+            unet, conditioning_embedding_out_channels=(16, 32)
+        )
+        torch.manual_seed(SEED + 7)
+        zeroed = [
+            controlnet.controlnet_cond_embedding.conv_out,
+            *controlnet.controlnet_down_blocks,
+            controlnet.controlnet_mid_block,
+        ]
+        with torch.no_grad():
+            for conv in zeroed:
+                conv.weight.normal_(std=0.05)
+                conv.bias.normal_(std=0.05)
+        controlnet.save_pretrained(tmp, safe_serialization=True)
+
+
+def build_controlnet_model(out_dir: Path, *, force: bool = False) -> Path:
+    """Build the demo ControlNet (canny in serve_config.yaml) into ``out_dir``."""
+    return build_folder(Path(out_dir), _write_controlnet, force=force)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from deployments.engines.image.controls import ControlChoice
 from deployments.engines.image.types import (
     EncodedImage,
     ImageProgress,
@@ -55,6 +56,22 @@ def to_engine_request(msg: ImageRequestMessage, request_id: str) -> ImageRequest
         preview_every=getattr(msg, "preview_every", 0),
         request_id=request_id,
         style=msg.style,
+        controls=tuple(_control(c) for c in msg.controls),
+    )
+
+
+def _control(msg: image_pb2.ControlImage) -> ControlChoice:
+    def opt(name: str) -> float | None:
+        return getattr(msg, name) if msg.HasField(name) else None
+
+    return ControlChoice(
+        type=msg.type,
+        image=msg.image,
+        preprocess=msg.preprocess,
+        scale=opt("scale"),
+        start=opt("guidance_start"),
+        end=opt("guidance_end"),
+        model=msg.model,
     )
 
 

@@ -41,6 +41,28 @@ def parse_lora(text: str) -> tuple[str, float]:
         ) from None
 
 
+def parse_control(text: str) -> image_pb2.ControlImage:
+    """ "canny:edges.png:0.8" -> a ControlImage of that map; a `+` after the
+    type ("canny+:photo.jpg") asks the server for the canny map itself."""
+    kind, _, rest = text.partition(":")
+    path, _, scale = rest.partition(":")
+    if not kind or not path:
+        raise argparse.ArgumentTypeError(
+            f"control {text!r}: expected TYPE:IMAGE[:SCALE] (canny+: edges computed)"
+        )
+    try:
+        control = image_pb2.ControlImage(
+            type=kind.removesuffix("+"),
+            image=Path(path).read_bytes(),
+            preprocess=kind.endswith("+"),
+        )
+        if scale:
+            control.scale = float(scale)
+    except (OSError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"control {text!r}: {exc}") from None
+    return control
+
+
 def _outputs(out: Path, count: int) -> list[Path]:
     if count == 1:
         return [out]
@@ -67,6 +89,7 @@ def _image(client: MaestroClient, args: argparse.Namespace) -> int:
         "init_image": Path(args.init).read_bytes() if args.init else None,
         "strength": args.strength,
         "style": args.style,
+        "controls": args.control,
     }
     result: image_pb2.GenerateImageResponse | None = None
     with tqdm(desc="denoising", unit="step", file=sys.stderr, leave=False) as bar:
@@ -117,5 +140,13 @@ def add_image_parser(subparsers: Any) -> None:
     image.add_argument("--model", help="model id (default: the served one)")
     image.add_argument(
         "--style", help="a style preset of the model (`maestro models` limits)"
+    )
+    image.add_argument(
+        "--control",
+        type=parse_control,
+        action="append",
+        metavar="TYPE:IMAGE[:SCALE]",
+        help="ControlNet map, e.g. depth:d.png:0.8; canny+:photo.jpg computes "
+        "the edges on the server (repeatable)",
     )
     image.set_defaults(run=_image)

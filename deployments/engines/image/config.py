@@ -15,6 +15,7 @@ from deployments.engines.batching import BatchingConfig
 from deployments.engines.image.schedulers import ALL_SCHEDULERS
 
 __all__ = [
+    "ControlNetConfig",
     "ImageEngineConfig",
     "ImageLimitsConfig",
     "LoraConfig",
@@ -31,6 +32,20 @@ class LoraConfig(BaseModel):
 
     name: str = Field(min_length=1, description="Name requests use in `loras`.")
     path: str = Field(description="Folder or file diffusers' load_lora_weights reads.")
+
+
+class ControlNetConfig(BaseModel):
+    """A ControlNet loaded at start; requests pick it by `type` or `name`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, description="Name requests use in `model`.")
+    type: str = Field(
+        min_length=1,
+        description="What its maps are: canny, depth, pose, ... (requests' `type`; "
+        "canny maps can be computed by the server).",
+    )
+    path: str = Field(description="Folder or hub id of a diffusers ControlNetModel.")
 
 
 class StyleLoraConfig(BaseModel):
@@ -155,6 +170,9 @@ class ImageEngineConfig(EngineConfig):
     styles: tuple[StyleConfig, ...] = Field(
         (), description="Style presets requests pick with `style`."
     )
+    controlnets: tuple[ControlNetConfig, ...] = Field(
+        (), description="ControlNets to load (SD / SDXL UNet models)."
+    )
     limits: ImageLimitsConfig = Field(
         default_factory=ImageLimitsConfig, description="Request bounds."
     )
@@ -183,6 +201,9 @@ class ImageEngineConfig(EngineConfig):
         names = [lora.name for lora in self.loras]
         if len(set(names)) != len(names):
             raise ValueError(f"lora names must be unique, got {names}")
+        controlnets = [c.name for c in self.controlnets]
+        if len(set(controlnets)) != len(controlnets):
+            raise ValueError(f"controlnet names must be unique, got {controlnets}")
         styles = [style.name for style in self.styles]
         if len(set(styles)) != len(styles):
             raise ValueError(f"style names must be unique, got {styles}")

@@ -36,6 +36,7 @@ from deployments.engines.batching import KeyedBatcher
 from deployments.engines.image.config import (
     ImageEngineConfig,
 )
+from deployments.engines.image.controls import control_map
 from deployments.engines.image.encoding import decode_image, encode_image
 from deployments.engines.image.loading import geometry, load_runner
 from deployments.engines.image.pipeline import (
@@ -165,6 +166,7 @@ class ImageEngine(Engine):
             loras=tuple(lora.name for lora in self.config.loras),
             size_multiple=multiple,
             image_to_image=image_to_image,
+            controlnets=tuple((c.name, c.type) for c in self.config.controlnets),
         )
 
     async def _unload(self) -> None:
@@ -286,8 +288,21 @@ class ImageEngine(Engine):
             self.limits,
             init_size=None if init is None else init.size,
         )
-        if init is not None and init.size != (resolved.width, resolved.height):
-            init = init.resize((resolved.width, resolved.height))
+        size = (resolved.width, resolved.height)
+        if init is not None and init.size != size:
+            init = init.resize(size)
+        controls = tuple(
+            [
+                await asyncio.to_thread(
+                    control_map,
+                    control,
+                    size,
+                    index=i,
+                    max_pixels=self.limits.max_size * self.limits.max_size,
+                )
+                for i, control in enumerate(resolved.controls)
+            ]
+        )
         seed = resolved.seed
         if seed is None:
             seed = secrets.randbelow(2**31)
@@ -295,6 +310,7 @@ class ImageEngine(Engine):
             request=resolved,
             seed=seed,
             init_image=init,
+            control_images=controls,
             want_progress=want_progress,
         )
 
@@ -359,6 +375,7 @@ class ImageEngine(Engine):
             else "none: text-to-image only",
             "loras": ", ".join(lim.loras),
             "styles": ", ".join(style.name for style in self.styles),
+            "controlnets": ", ".join(f"{n} ({t})" for n, t in lim.controlnets),
             "max_batch_size": str(batching.max_batch_size),
             "max_wait_ms": f"{batching.max_wait_ms:g}",
         }

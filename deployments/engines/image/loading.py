@@ -41,6 +41,7 @@ def load_runner(c: ImageEngineConfig, device: str, dtype: Any) -> PipelineRunner
         text2img.vae.enable_tiling()
     runner = PipelineRunner(text2img, _image_to_image(text2img, c.model), device=device)
     _load_loras(runner, c)
+    _load_controlnets(runner, c, device, dtype)
     return runner
 
 
@@ -86,6 +87,30 @@ def _image_to_image(text2img: Any, model: str) -> Any | None:
         return None
     img2img.set_progress_bar_config(disable=True)
     return img2img
+
+
+def _load_controlnets(
+    runner: PipelineRunner, c: ImageEngineConfig, device: str, dtype: Any
+) -> None:
+    """The configured ControlNets, each checked to build its pipeline now (a
+    ControlNet made for another architecture fails the start, not a request)."""
+    from diffusers import ControlNetModel
+
+    if c.controlnets and getattr(runner.text2img, "unet", None) is None:
+        raise RuntimeError(
+            f"{c.model}: {type(runner.text2img).__name__} takes no UNet "
+            "ControlNet; remove `controlnets` from this model's config"
+        )
+    for control in c.controlnets:
+        model = ControlNetModel.from_pretrained(control.path, dtype=dtype).to(device)
+        runner.add_controlnet(control.name, model)
+        try:
+            runner.control_pipe((control.name,))
+        except Exception as exc:
+            raise RuntimeError(
+                f"ControlNet {control.name!r} ({control.path}) does not fit "
+                f"{c.model}: {exc}"
+            ) from exc
 
 
 def _load_loras(runner: PipelineRunner, c: ImageEngineConfig) -> None:

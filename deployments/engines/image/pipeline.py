@@ -62,6 +62,8 @@ def batch_key(request: ImageRequest, init_size: tuple[int, int] | None) -> Batch
         request.loras,
         request.strength,  # None for text-to-image: never mixed with img2img
         init_size is not None,
+        # The ControlNets and how they act; each row brings its own map.
+        tuple((c.model, c.scale, c.start, c.end) for c in request.controls),
     )
 
 
@@ -103,6 +105,7 @@ class ImageJob:
     request: ImageRequest
     seed: int
     init_image: Any = None  # PIL image at the request's size, img2img only
+    control_images: tuple[Any, ...] = ()  # PIL maps, one per request.controls
     want_progress: bool = False
     on_step: Callable[[int, int, list[np.ndarray]], None] | None = None
     submitted: float = field(default_factory=time.monotonic)
@@ -123,6 +126,23 @@ class ImageJob:
         self._cancelled.set()
 
 
+def _control_kwargs(
+    first: ImageRequest, rows: list[tuple[ImageJob, int]]
+) -> dict[str, Any]:
+    """The ControlNet pipeline's arguments: every row's map (one list per
+    ControlNet when there are several) and the batch's shared settings."""
+    maps = [
+        [job.control_images[k] for job, _ in rows] for k in range(len(first.controls))
+    ]
+    one = len(first.controls) == 1
+    return {
+        "image": maps[0] if one else maps,
+        "controlnet_conditioning_scale": [c.scale for c in first.controls],
+        "control_guidance_start": [c.start for c in first.controls],
+        "control_guidance_end": [c.end for c in first.controls],
+    }
+
+
 class PipelineRunner:
     """Owns the diffusers pipelines; `run` executes one batch (blocking)."""
 
@@ -130,6 +150,8 @@ class PipelineRunner:
         self.text2img, self.img2img, self.device = text2img, img2img, device
         self._base_scheduler_config = text2img.scheduler.config
         self._adapters: tuple[str, ...] = ()
+        self.controlnets: dict[str, Any] = {}  # name -> ControlNetModel
+        self._control_pipes: dict[tuple[str, ...], Any] = {}
         self._rgb = latent_rgb(text2img)
         for pipe in (text2img, img2img):
             name = type(pipe).__name__
@@ -139,6 +161,25 @@ class PipelineRunner:
                     "away), not cut: rows.py does not know its loop tensors",
                     name,
                 )
+
+    def add_controlnet(self, name: str, model: Any) -> None:
+        self.controlnets[name] = model
+
+    def control_pipe(self, names: tuple[str, ...]) -> Any:
+        """The text-to-image pipeline with these ControlNets (diffusers'
+        ControlNet pipeline over the same components: the UNet, its LoRAs
+        and the VAE are shared, not copied), made once per combination."""
+        pipe = self._control_pipes.get(names)
+        if pipe is None:
+            from diffusers import AutoPipelineForText2Image
+
+            models = [self.controlnets[name] for name in names]
+            pipe = AutoPipelineForText2Image.from_pipe(
+                self.text2img, controlnet=models[0] if len(models) == 1 else models
+            )
+            pipe.set_progress_bar_config(disable=True)
+            self._control_pipes[names] = pipe
+        return pipe
 
     def load_lora(self, name: str, path: str) -> None:
         self.text2img.load_lora_weights(path, adapter_name=name)
@@ -176,6 +217,9 @@ class PipelineRunner:
             }
         else:
             kwargs = {"width": first.width, "height": first.height}
+        if first.controls:
+            pipe = self.control_pipe(tuple(c.model for c in first.controls))
+            kwargs.update(_control_kwargs(first, rows))
         # Jobs whose rows are still in the batch, in row order: the callback
         # removes cancelled ones, unless `names` is None (masking instead).
         live = list(jobs)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from deployments.engines.checks import check_count, check_range
+from deployments.engines.image.controls import ControlChoice, resolve_controls
 from deployments.errors import InvalidArgument, NotFound
 
 __all__ = [
@@ -62,6 +63,7 @@ class ImageRequest:
     preview_every: int = 0
     request_id: str = ""
     style: str = ""  # a preset's name (engines/image/styles.py); "" none
+    controls: tuple[ControlChoice, ...] = ()  # ControlNet conditionings
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class ImageLimits:
     # Width and height: SIZE_MULTIPLE for UNets, vae scale x patch for DiTs.
     size_multiple: int = SIZE_MULTIPLE
     image_to_image: bool = True  # False: the checkpoint has no img2img pipeline
+    controlnets: tuple[tuple[str, str], ...] = ()  # (name, type) configured
 
 
 @dataclass(frozen=True)
@@ -220,6 +223,11 @@ def resolve(
         quality=quality,
         strength=strength,
         loras=_resolve_loras(request.loras, limits),
+        controls=resolve_controls(
+            request.controls,
+            limits.controlnets,
+            image_to_image=bool(request.init_image),
+        ),
     )
 
 

@@ -25,29 +25,31 @@ _sym_db = _symbol_database.Default()
 from maestro.v1 import models_pb2 as maestro_dot_v1_dot_models__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16maestro/v1/image.proto\x12\nmaestro.v1\x1a\x17maestro/v1/models.proto\"*\n\nLoraWeight\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x02\"\xab\x03\n\x14GenerateImageRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x17\n\x0fnegative_prompt\x18\x03 \x01(\t\x12\r\n\x05width\x18\x04 \x01(\x05\x12\x0e\n\x06height\x18\x05 \x01(\x05\x12\r\n\x05steps\x18\x06 \x01(\x05\x12\x1b\n\x0eguidance_scale\x18\x07 \x01(\x02H\x00\x88\x01\x01\x12\x11\n\x04seed\x18\x08 \x01(\x03H\x01\x88\x01\x01\x12\x12\n\nnum_images\x18\t \x01(\x05\x12\x11\n\tscheduler\x18\n \x01(\t\x12\'\n\x06\x66ormat\x18\x0b \x01(\x0e\x32\x17.maestro.v1.ImageFormat\x12\x0f\n\x07quality\x18\x0c \x01(\x05\x12\x12\n\ninit_image\x18\r \x01(\x0c\x12\x15\n\x08strength\x18\x0e \x01(\x02H\x02\x88\x01\x01\x12%\n\x05loras\x18\x0f \x03(\x0b\x32\x16.maestro.v1.LoraWeight\x12\x12\n\nrequest_id\x18\x10 \x01(\t\x12\r\n\x05style\x18\x12 \x01(\tB\x11\n\x0f_guidance_scaleB\x07\n\x05_seedB\x0b\n\t_strength\"U\n\x05Image\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\x12\x0c\n\x04seed\x18\x05 \x01(\x03\"]\n\x15GenerateImageResponse\x12!\n\x06images\x18\x01 \x03(\x0b\x32\x11.maestro.v1.Image\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\xc0\x03\n\x12StreamImageRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x17\n\x0fnegative_prompt\x18\x03 \x01(\t\x12\r\n\x05width\x18\x04 \x01(\x05\x12\x0e\n\x06height\x18\x05 \x01(\x05\x12\r\n\x05steps\x18\x06 \x01(\x05\x12\x1b\n\x0eguidance_scale\x18\x07 \x01(\x02H\x00\x88\x01\x01\x12\x11\n\x04seed\x18\x08 \x01(\x03H\x01\x88\x01\x01\x12\x12\n\nnum_images\x18\t \x01(\x05\x12\x11\n\tscheduler\x18\n \x01(\t\x12\'\n\x06\x66ormat\x18\x0b \x01(\x0e\x32\x17.maestro.v1.ImageFormat\x12\x0f\n\x07quality\x18\x0c \x01(\x05\x12\x12\n\ninit_image\x18\r \x01(\x0c\x12\x15\n\x08strength\x18\x0e \x01(\x02H\x02\x88\x01\x01\x12%\n\x05loras\x18\x0f \x03(\x0b\x32\x16.maestro.v1.LoraWeight\x12\x12\n\nrequest_id\x18\x10 \x01(\t\x12\x15\n\rpreview_every\x18\x11 \x01(\x05\x12\r\n\x05style\x18\x12 \x01(\tB\x11\n\x0f_guidance_scaleB\x07\n\x05_seedB\x0b\n\t_strength\"p\n\rImageProgress\x12\x0c\n\x04step\x18\x01 \x01(\x05\x12\x13\n\x0btotal_steps\x18\x02 \x01(\x05\x12\x17\n\x0f\x65lapsed_seconds\x18\x03 \x01(\x01\x12#\n\x08previews\x18\x04 \x03(\x0b\x32\x11.maestro.v1.Image\"\xaf\x01\n\x13StreamImageResponse\x12-\n\x08progress\x18\x01 \x01(\x0b\x32\x19.maestro.v1.ImageProgressH\x00\x12\x33\n\x06result\x18\x02 \x01(\x0b\x32!.maestro.v1.GenerateImageResponseH\x00\x12+\n\nmodel_load\x18\x03 \x01(\x0b\x32\x15.maestro.v1.ModelLoadH\x00\x42\x07\n\x05\x65vent*o\n\x0bImageFormat\x12\x1c\n\x18IMAGE_FORMAT_UNSPECIFIED\x10\x00\x12\x14\n\x10IMAGE_FORMAT_PNG\x10\x01\x12\x15\n\x11IMAGE_FORMAT_JPEG\x10\x02\x12\x15\n\x11IMAGE_FORMAT_WEBP\x10\x03\x32\xb6\x01\n\x0cImageService\x12T\n\rGenerateImage\x12 .maestro.v1.GenerateImageRequest\x1a!.maestro.v1.GenerateImageResponse\x12P\n\x0bStreamImage\x12\x1e.maestro.v1.StreamImageRequest\x1a\x1f.maestro.v1.StreamImageResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16maestro/v1/image.proto\x12\nmaestro.v1\x1a\x17maestro/v1/models.proto\"*\n\nLoraWeight\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x02\"\xc8\x01\n\x0c\x43ontrolImage\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\x0c\x12\x12\n\npreprocess\x18\x03 \x01(\x08\x12\x12\n\x05scale\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\x1b\n\x0eguidance_start\x18\x05 \x01(\x02H\x01\x88\x01\x01\x12\x19\n\x0cguidance_end\x18\x06 \x01(\x02H\x02\x88\x01\x01\x12\r\n\x05model\x18\x07 \x01(\tB\x08\n\x06_scaleB\x11\n\x0f_guidance_startB\x0f\n\r_guidance_end\"\xd7\x03\n\x14GenerateImageRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x17\n\x0fnegative_prompt\x18\x03 \x01(\t\x12\r\n\x05width\x18\x04 \x01(\x05\x12\x0e\n\x06height\x18\x05 \x01(\x05\x12\r\n\x05steps\x18\x06 \x01(\x05\x12\x1b\n\x0eguidance_scale\x18\x07 \x01(\x02H\x00\x88\x01\x01\x12\x11\n\x04seed\x18\x08 \x01(\x03H\x01\x88\x01\x01\x12\x12\n\nnum_images\x18\t \x01(\x05\x12\x11\n\tscheduler\x18\n \x01(\t\x12\'\n\x06\x66ormat\x18\x0b \x01(\x0e\x32\x17.maestro.v1.ImageFormat\x12\x0f\n\x07quality\x18\x0c \x01(\x05\x12\x12\n\ninit_image\x18\r \x01(\x0c\x12\x15\n\x08strength\x18\x0e \x01(\x02H\x02\x88\x01\x01\x12%\n\x05loras\x18\x0f \x03(\x0b\x32\x16.maestro.v1.LoraWeight\x12\x12\n\nrequest_id\x18\x10 \x01(\t\x12\r\n\x05style\x18\x12 \x01(\t\x12*\n\x08\x63ontrols\x18\x13 \x03(\x0b\x32\x18.maestro.v1.ControlImageB\x11\n\x0f_guidance_scaleB\x07\n\x05_seedB\x0b\n\t_strength\"U\n\x05Image\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\x12\x0c\n\x04seed\x18\x05 \x01(\x03\"]\n\x15GenerateImageResponse\x12!\n\x06images\x18\x01 \x03(\x0b\x32\x11.maestro.v1.Image\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\xec\x03\n\x12StreamImageRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x17\n\x0fnegative_prompt\x18\x03 \x01(\t\x12\r\n\x05width\x18\x04 \x01(\x05\x12\x0e\n\x06height\x18\x05 \x01(\x05\x12\r\n\x05steps\x18\x06 \x01(\x05\x12\x1b\n\x0eguidance_scale\x18\x07 \x01(\x02H\x00\x88\x01\x01\x12\x11\n\x04seed\x18\x08 \x01(\x03H\x01\x88\x01\x01\x12\x12\n\nnum_images\x18\t \x01(\x05\x12\x11\n\tscheduler\x18\n \x01(\t\x12\'\n\x06\x66ormat\x18\x0b \x01(\x0e\x32\x17.maestro.v1.ImageFormat\x12\x0f\n\x07quality\x18\x0c \x01(\x05\x12\x12\n\ninit_image\x18\r \x01(\x0c\x12\x15\n\x08strength\x18\x0e \x01(\x02H\x02\x88\x01\x01\x12%\n\x05loras\x18\x0f \x03(\x0b\x32\x16.maestro.v1.LoraWeight\x12\x12\n\nrequest_id\x18\x10 \x01(\t\x12\x15\n\rpreview_every\x18\x11 \x01(\x05\x12\r\n\x05style\x18\x12 \x01(\t\x12*\n\x08\x63ontrols\x18\x13 \x03(\x0b\x32\x18.maestro.v1.ControlImageB\x11\n\x0f_guidance_scaleB\x07\n\x05_seedB\x0b\n\t_strength\"p\n\rImageProgress\x12\x0c\n\x04step\x18\x01 \x01(\x05\x12\x13\n\x0btotal_steps\x18\x02 \x01(\x05\x12\x17\n\x0f\x65lapsed_seconds\x18\x03 \x01(\x01\x12#\n\x08previews\x18\x04 \x03(\x0b\x32\x11.maestro.v1.Image\"\xaf\x01\n\x13StreamImageResponse\x12-\n\x08progress\x18\x01 \x01(\x0b\x32\x19.maestro.v1.ImageProgressH\x00\x12\x33\n\x06result\x18\x02 \x01(\x0b\x32!.maestro.v1.GenerateImageResponseH\x00\x12+\n\nmodel_load\x18\x03 \x01(\x0b\x32\x15.maestro.v1.ModelLoadH\x00\x42\x07\n\x05\x65vent*o\n\x0bImageFormat\x12\x1c\n\x18IMAGE_FORMAT_UNSPECIFIED\x10\x00\x12\x14\n\x10IMAGE_FORMAT_PNG\x10\x01\x12\x15\n\x11IMAGE_FORMAT_JPEG\x10\x02\x12\x15\n\x11IMAGE_FORMAT_WEBP\x10\x03\x32\xb6\x01\n\x0cImageService\x12T\n\rGenerateImage\x12 .maestro.v1.GenerateImageRequest\x1a!.maestro.v1.GenerateImageResponse\x12P\n\x0bStreamImage\x12\x1e.maestro.v1.StreamImageRequest\x1a\x1f.maestro.v1.StreamImageResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'maestro.v1.image_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_IMAGEFORMAT']._serialized_start=1462
-  _globals['_IMAGEFORMAT']._serialized_end=1573
+  _globals['_IMAGEFORMAT']._serialized_start=1753
+  _globals['_IMAGEFORMAT']._serialized_end=1864
   _globals['_LORAWEIGHT']._serialized_start=63
   _globals['_LORAWEIGHT']._serialized_end=105
-  _globals['_GENERATEIMAGEREQUEST']._serialized_start=108
-  _globals['_GENERATEIMAGEREQUEST']._serialized_end=535
-  _globals['_IMAGE']._serialized_start=537
-  _globals['_IMAGE']._serialized_end=622
-  _globals['_GENERATEIMAGERESPONSE']._serialized_start=624
-  _globals['_GENERATEIMAGERESPONSE']._serialized_end=717
-  _globals['_STREAMIMAGEREQUEST']._serialized_start=720
-  _globals['_STREAMIMAGEREQUEST']._serialized_end=1168
-  _globals['_IMAGEPROGRESS']._serialized_start=1170
-  _globals['_IMAGEPROGRESS']._serialized_end=1282
-  _globals['_STREAMIMAGERESPONSE']._serialized_start=1285
-  _globals['_STREAMIMAGERESPONSE']._serialized_end=1460
-  _globals['_IMAGESERVICE']._serialized_start=1576
-  _globals['_IMAGESERVICE']._serialized_end=1758
+  _globals['_CONTROLIMAGE']._serialized_start=108
+  _globals['_CONTROLIMAGE']._serialized_end=308
+  _globals['_GENERATEIMAGEREQUEST']._serialized_start=311
+  _globals['_GENERATEIMAGEREQUEST']._serialized_end=782
+  _globals['_IMAGE']._serialized_start=784
+  _globals['_IMAGE']._serialized_end=869
+  _globals['_GENERATEIMAGERESPONSE']._serialized_start=871
+  _globals['_GENERATEIMAGERESPONSE']._serialized_end=964
+  _globals['_STREAMIMAGEREQUEST']._serialized_start=967
+  _globals['_STREAMIMAGEREQUEST']._serialized_end=1459
+  _globals['_IMAGEPROGRESS']._serialized_start=1461
+  _globals['_IMAGEPROGRESS']._serialized_end=1573
+  _globals['_STREAMIMAGERESPONSE']._serialized_start=1576
+  _globals['_STREAMIMAGERESPONSE']._serialized_end=1751
+  _globals['_IMAGESERVICE']._serialized_start=1867
+  _globals['_IMAGESERVICE']._serialized_end=2049
 # @@protoc_insertion_point(module_scope)

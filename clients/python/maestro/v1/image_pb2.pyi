@@ -66,9 +66,72 @@ class LoraWeight(_message.Message):
 Global___LoraWeight: _TypeAlias = LoraWeight  # noqa: Y015
 
 @_typing.final
-class GenerateImageRequest(_message.Message):
-    """Zero or unset fields take the server's defaults (see ListModels limits)."""
+class ControlImage(_message.Message):
+    """Zero or unset fields take the server's defaults (see ListModels limits).
+    A ControlNet conditioning of a request: an image (edges, depth, pose, ...)
+    steering the layout. ListModels limits `controlnets` lists the model's.
+    """
 
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    IMAGE_FIELD_NUMBER: _builtins.int
+    PREPROCESS_FIELD_NUMBER: _builtins.int
+    SCALE_FIELD_NUMBER: _builtins.int
+    GUIDANCE_START_FIELD_NUMBER: _builtins.int
+    GUIDANCE_END_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """The control's kind (canny, depth, pose, ...): the model's ControlNet of
+    that type. Unknown: NOT_FOUND listing the model's types.
+    """
+    image: _builtins.bytes
+    """An encoded image (PNG, JPEG, WebP), resized to the request's size."""
+    preprocess: _builtins.bool
+    """canny only: `image` is an ordinary picture and the server computes its
+    edge map (OpenCV's Canny); otherwise `image` is the ready map.
+    """
+    scale: _builtins.float
+    """Conditioning scale 0..2; unset: 1."""
+    guidance_start: _builtins.float
+    """The share of the steps it acts on: guidance_start < guidance_end in
+    0..1; unset: 0 and 1.
+    """
+    guidance_end: _builtins.float
+    model: _builtins.str
+    """A ControlNet by name (ListModels) instead of by type."""
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        image: _builtins.bytes = ...,
+        preprocess: _builtins.bool = ...,
+        scale: _builtins.float | None = ...,
+        guidance_start: _builtins.float | None = ...,
+        guidance_end: _builtins.float | None = ...,
+        model: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_guidance_end", b"_guidance_end", "_guidance_start", b"_guidance_start", "_scale", b"_scale", "guidance_end", b"guidance_end", "guidance_start", b"guidance_start", "scale", b"scale"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_end", b"_guidance_end", "_guidance_start", b"_guidance_start", "_scale", b"_scale", "guidance_end", b"guidance_end", "guidance_start", b"guidance_start", "image", b"image", "model", b"model", "preprocess", b"preprocess", "scale", b"scale", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__guidance_end: _TypeAlias = _typing.Literal["guidance_end"]  # noqa: Y015
+    _WhichOneofArgType__guidance_end: _TypeAlias = _typing.Literal["_guidance_end", b"_guidance_end"]  # noqa: Y015
+    _WhichOneofReturnType__guidance_start: _TypeAlias = _typing.Literal["guidance_start"]  # noqa: Y015
+    _WhichOneofArgType__guidance_start: _TypeAlias = _typing.Literal["_guidance_start", b"_guidance_start"]  # noqa: Y015
+    _WhichOneofReturnType__scale: _TypeAlias = _typing.Literal["scale"]  # noqa: Y015
+    _WhichOneofArgType__scale: _TypeAlias = _typing.Literal["_scale", b"_scale"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__guidance_end) -> _WhichOneofReturnType__guidance_end | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__guidance_start) -> _WhichOneofReturnType__guidance_start | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__scale) -> _WhichOneofReturnType__scale | None: ...
+
+Global___ControlImage: _TypeAlias = ControlImage  # noqa: Y015
+
+@_typing.final
+class GenerateImageRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     MODEL_FIELD_NUMBER: _builtins.int
@@ -88,6 +151,7 @@ class GenerateImageRequest(_message.Message):
     LORAS_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     STYLE_FIELD_NUMBER: _builtins.int
+    CONTROLS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     prompt: _builtins.str
     negative_prompt: _builtins.str
@@ -116,6 +180,10 @@ class GenerateImageRequest(_message.Message):
     """
     @_builtins.property
     def loras(self) -> _containers.RepeatedCompositeFieldContainer[Global___LoraWeight]: ...
+    @_builtins.property
+    def controls(self) -> _containers.RepeatedCompositeFieldContainer[Global___ControlImage]:
+        """ControlNet conditionings (text-to-image on SD / SDXL), at most 3."""
+
     def __init__(
         self,
         *,
@@ -136,10 +204,11 @@ class GenerateImageRequest(_message.Message):
         loras: _abc.Iterable[Global___LoraWeight] | None = ...,
         request_id: _builtins.str = ...,
         style: _builtins.str = ...,
+        controls: _abc.Iterable[Global___ControlImage] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_seed", b"_seed", "_strength", b"_strength", "guidance_scale", b"guidance_scale", "seed", b"seed", "strength", b"strength"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_seed", b"_seed", "_strength", b"_strength", "format", b"format", "guidance_scale", b"guidance_scale", "height", b"height", "init_image", b"init_image", "loras", b"loras", "model", b"model", "negative_prompt", b"negative_prompt", "num_images", b"num_images", "prompt", b"prompt", "quality", b"quality", "request_id", b"request_id", "scheduler", b"scheduler", "seed", b"seed", "steps", b"steps", "strength", b"strength", "style", b"style", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_seed", b"_seed", "_strength", b"_strength", "controls", b"controls", "format", b"format", "guidance_scale", b"guidance_scale", "height", b"height", "init_image", b"init_image", "loras", b"loras", "model", b"model", "negative_prompt", b"negative_prompt", "num_images", b"num_images", "prompt", b"prompt", "quality", b"quality", "request_id", b"request_id", "scheduler", b"scheduler", "seed", b"seed", "steps", b"steps", "strength", b"strength", "style", b"style", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__guidance_scale: _TypeAlias = _typing.Literal["guidance_scale"]  # noqa: Y015
     _WhichOneofArgType__guidance_scale: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale"]  # noqa: Y015
@@ -237,6 +306,7 @@ class StreamImageRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     PREVIEW_EVERY_FIELD_NUMBER: _builtins.int
     STYLE_FIELD_NUMBER: _builtins.int
+    CONTROLS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     prompt: _builtins.str
     negative_prompt: _builtins.str
@@ -261,6 +331,10 @@ class StreamImageRequest(_message.Message):
     """
     @_builtins.property
     def loras(self) -> _containers.RepeatedCompositeFieldContainer[Global___LoraWeight]: ...
+    @_builtins.property
+    def controls(self) -> _containers.RepeatedCompositeFieldContainer[Global___ControlImage]:
+        """ControlNet conditionings (text-to-image on SD / SDXL), at most 3."""
+
     def __init__(
         self,
         *,
@@ -282,10 +356,11 @@ class StreamImageRequest(_message.Message):
         request_id: _builtins.str = ...,
         preview_every: _builtins.int = ...,
         style: _builtins.str = ...,
+        controls: _abc.Iterable[Global___ControlImage] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_seed", b"_seed", "_strength", b"_strength", "guidance_scale", b"guidance_scale", "seed", b"seed", "strength", b"strength"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_seed", b"_seed", "_strength", b"_strength", "format", b"format", "guidance_scale", b"guidance_scale", "height", b"height", "init_image", b"init_image", "loras", b"loras", "model", b"model", "negative_prompt", b"negative_prompt", "num_images", b"num_images", "preview_every", b"preview_every", "prompt", b"prompt", "quality", b"quality", "request_id", b"request_id", "scheduler", b"scheduler", "seed", b"seed", "steps", b"steps", "strength", b"strength", "style", b"style", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_seed", b"_seed", "_strength", b"_strength", "controls", b"controls", "format", b"format", "guidance_scale", b"guidance_scale", "height", b"height", "init_image", b"init_image", "loras", b"loras", "model", b"model", "negative_prompt", b"negative_prompt", "num_images", b"num_images", "preview_every", b"preview_every", "prompt", b"prompt", "quality", b"quality", "request_id", b"request_id", "scheduler", b"scheduler", "seed", b"seed", "steps", b"steps", "strength", b"strength", "style", b"style", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__guidance_scale: _TypeAlias = _typing.Literal["guidance_scale"]  # noqa: Y015
     _WhichOneofArgType__guidance_scale: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale"]  # noqa: Y015

@@ -78,7 +78,40 @@ export interface LoraWeight {
   weight: number;
 }
 
-/** Zero or unset fields take the server's defaults (see ListModels limits). */
+/**
+ * Zero or unset fields take the server's defaults (see ListModels limits).
+ * A ControlNet conditioning of a request: an image (edges, depth, pose, ...)
+ * steering the layout. ListModels limits `controlnets` lists the model's.
+ */
+export interface ControlImage {
+  /**
+   * The control's kind (canny, depth, pose, ...): the model's ControlNet of
+   * that type. Unknown: NOT_FOUND listing the model's types.
+   */
+  type: string;
+  /** An encoded image (PNG, JPEG, WebP), resized to the request's size. */
+  image: Buffer;
+  /**
+   * canny only: `image` is an ordinary picture and the server computes its
+   * edge map (OpenCV's Canny); otherwise `image` is the ready map.
+   */
+  preprocess: boolean;
+  /** Conditioning scale 0..2; unset: 1. */
+  scale?:
+    | number
+    | undefined;
+  /**
+   * The share of the steps it acts on: guidance_start < guidance_end in
+   * 0..1; unset: 0 and 1.
+   */
+  guidanceStart?: number | undefined;
+  guidanceEnd?:
+    | number
+    | undefined;
+  /** A ControlNet by name (ListModels) instead of by type. */
+  model: string;
+}
+
 export interface GenerateImageRequest {
   model: string;
   prompt: string;
@@ -110,6 +143,8 @@ export interface GenerateImageRequest {
    * used where this request leaves the field unset. Empty: none.
    */
   style: string;
+  /** ControlNet conditionings (text-to-image on SD / SDXL), at most 3. */
+  controls: ControlImage[];
 }
 
 export interface Image {
@@ -152,6 +187,8 @@ export interface StreamImageRequest {
    * used where this request leaves the field unset. Empty: none.
    */
   style: string;
+  /** ControlNet conditionings (text-to-image on SD / SDXL), at most 3. */
+  controls: ControlImage[];
 }
 
 export interface ImageProgress {
@@ -253,6 +290,187 @@ export const LoraWeight: MessageFns<LoraWeight> = {
   },
 };
 
+function createBaseControlImage(): ControlImage {
+  return {
+    type: "",
+    image: Buffer.alloc(0),
+    preprocess: false,
+    scale: undefined,
+    guidanceStart: undefined,
+    guidanceEnd: undefined,
+    model: "",
+  };
+}
+
+export const ControlImage: MessageFns<ControlImage> = {
+  encode(message: ControlImage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.type !== "") {
+      writer.uint32(10).string(message.type);
+    }
+    if (message.image.length !== 0) {
+      writer.uint32(18).bytes(message.image);
+    }
+    if (message.preprocess !== false) {
+      writer.uint32(24).bool(message.preprocess);
+    }
+    if (message.scale !== undefined) {
+      writer.uint32(37).float(message.scale);
+    }
+    if (message.guidanceStart !== undefined) {
+      writer.uint32(45).float(message.guidanceStart);
+    }
+    if (message.guidanceEnd !== undefined) {
+      writer.uint32(53).float(message.guidanceEnd);
+    }
+    if (message.model !== "") {
+      writer.uint32(58).string(message.model);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ControlImage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseControlImage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.type = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.image = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.preprocess = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 37) {
+              break;
+            }
+
+            message.scale = reader.float();
+            continue;
+          }
+          case 5: {
+            if (tag !== 45) {
+              break;
+            }
+
+            message.guidanceStart = reader.float();
+            continue;
+          }
+          case 6: {
+            if (tag !== 53) {
+              break;
+            }
+
+            message.guidanceEnd = reader.float();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ControlImage {
+    return {
+      type: isSet(object.type) ? globalThis.String(object.type) : "",
+      image: isSet(object.image) ? Buffer.from(bytesFromBase64(object.image)) : Buffer.alloc(0),
+      preprocess: isSet(object.preprocess) ? globalThis.Boolean(object.preprocess) : false,
+      scale: isSet(object.scale) ? globalThis.Number(object.scale) : undefined,
+      guidanceStart: isSet(object.guidanceStart)
+        ? globalThis.Number(object.guidanceStart)
+        : isSet(object.guidance_start)
+        ? globalThis.Number(object.guidance_start)
+        : undefined,
+      guidanceEnd: isSet(object.guidanceEnd)
+        ? globalThis.Number(object.guidanceEnd)
+        : isSet(object.guidance_end)
+        ? globalThis.Number(object.guidance_end)
+        : undefined,
+      model: isSet(object.model) ? globalThis.String(object.model) : "",
+    };
+  },
+
+  toJSON(message: ControlImage): unknown {
+    const obj: any = {};
+    if (message.type !== "") {
+      obj.type = message.type;
+    }
+    if (message.image.length !== 0) {
+      obj.image = base64FromBytes(message.image);
+    }
+    if (message.preprocess !== false) {
+      obj.preprocess = message.preprocess;
+    }
+    if (message.scale !== undefined) {
+      obj.scale = floatToJson(message.scale);
+    }
+    if (message.guidanceStart !== undefined) {
+      obj.guidanceStart = floatToJson(message.guidanceStart);
+    }
+    if (message.guidanceEnd !== undefined) {
+      obj.guidanceEnd = floatToJson(message.guidanceEnd);
+    }
+    if (message.model !== "") {
+      obj.model = message.model;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ControlImage>): ControlImage {
+    return ControlImage.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ControlImage>): ControlImage {
+    const message = createBaseControlImage();
+    message.type = object.type ?? "";
+    message.image = object.image ?? Buffer.alloc(0);
+    message.preprocess = object.preprocess ?? false;
+    message.scale = object.scale ?? undefined;
+    message.guidanceStart = object.guidanceStart ?? undefined;
+    message.guidanceEnd = object.guidanceEnd ?? undefined;
+    message.model = object.model ?? "";
+    return message;
+  },
+};
+
 function createBaseGenerateImageRequest(): GenerateImageRequest {
   return {
     model: "",
@@ -272,6 +490,7 @@ function createBaseGenerateImageRequest(): GenerateImageRequest {
     loras: [],
     requestId: "",
     style: "",
+    controls: [],
   };
 }
 
@@ -330,6 +549,9 @@ export const GenerateImageRequest: MessageFns<GenerateImageRequest> = {
     }
     if (message.style !== "") {
       writer.uint32(146).string(message.style);
+    }
+    for (const v of message.controls) {
+      ControlImage.encode(v!, writer.uint32(154).fork()).join();
     }
     return writer;
   },
@@ -483,6 +705,14 @@ export const GenerateImageRequest: MessageFns<GenerateImageRequest> = {
             message.style = reader.string();
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.controls.push(ControlImage.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -536,6 +766,9 @@ export const GenerateImageRequest: MessageFns<GenerateImageRequest> = {
         ? globalThis.String(object.request_id)
         : "",
       style: isSet(object.style) ? globalThis.String(object.style) : "",
+      controls: globalThis.Array.isArray(object?.controls)
+        ? object.controls.map((e: any) => ControlImage.fromJSON(e))
+        : [],
     };
   },
 
@@ -592,6 +825,9 @@ export const GenerateImageRequest: MessageFns<GenerateImageRequest> = {
     if (message.style !== "") {
       obj.style = message.style;
     }
+    if (message.controls?.length) {
+      obj.controls = message.controls.map((e) => ControlImage.toJSON(e));
+    }
     return obj;
   },
 
@@ -617,6 +853,7 @@ export const GenerateImageRequest: MessageFns<GenerateImageRequest> = {
     message.loras = object.loras?.map((e) => LoraWeight.fromPartial(e)) || [];
     message.requestId = object.requestId ?? "";
     message.style = object.style ?? "";
+    message.controls = object.controls?.map((e) => ControlImage.fromPartial(e)) || [];
     return message;
   },
 };
@@ -886,6 +1123,7 @@ function createBaseStreamImageRequest(): StreamImageRequest {
     requestId: "",
     previewEvery: 0,
     style: "",
+    controls: [],
   };
 }
 
@@ -947,6 +1185,9 @@ export const StreamImageRequest: MessageFns<StreamImageRequest> = {
     }
     if (message.style !== "") {
       writer.uint32(146).string(message.style);
+    }
+    for (const v of message.controls) {
+      ControlImage.encode(v!, writer.uint32(154).fork()).join();
     }
     return writer;
   },
@@ -1108,6 +1349,14 @@ export const StreamImageRequest: MessageFns<StreamImageRequest> = {
             message.style = reader.string();
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.controls.push(ControlImage.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1166,6 +1415,9 @@ export const StreamImageRequest: MessageFns<StreamImageRequest> = {
         ? globalThis.Number(object.preview_every)
         : 0,
       style: isSet(object.style) ? globalThis.String(object.style) : "",
+      controls: globalThis.Array.isArray(object?.controls)
+        ? object.controls.map((e: any) => ControlImage.fromJSON(e))
+        : [],
     };
   },
 
@@ -1225,6 +1477,9 @@ export const StreamImageRequest: MessageFns<StreamImageRequest> = {
     if (message.style !== "") {
       obj.style = message.style;
     }
+    if (message.controls?.length) {
+      obj.controls = message.controls.map((e) => ControlImage.toJSON(e));
+    }
     return obj;
   },
 
@@ -1251,6 +1506,7 @@ export const StreamImageRequest: MessageFns<StreamImageRequest> = {
     message.requestId = object.requestId ?? "";
     message.previewEvery = object.previewEvery ?? 0;
     message.style = object.style ?? "";
+    message.controls = object.controls?.map((e) => ControlImage.fromPartial(e)) || [];
     return message;
   },
 };

@@ -1,6 +1,10 @@
-"""Style presets: merged under the request's own fields, checked in config."""
+"""Style presets (merged under the request's own fields, checked in config)
+and the CLI's ControlNet argument."""
 
 from __future__ import annotations
+
+import argparse
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -96,3 +100,26 @@ def test_config_builds_the_presets() -> None:
 def test_bad_presets_fail_at_start(styles: list[dict], says: str) -> None:
     with pytest.raises(ValidationError, match=says):
         _config(styles=styles)
+
+
+def test_cli_control_argument(tmp_path: Path) -> None:
+    from maestro.cli_image import parse_control
+
+    edges = tmp_path / "edges.png"
+    edges.write_bytes(b"png bytes")
+    control = parse_control(f"depth:{edges}:0.8")
+    assert (control.type, control.image, control.preprocess) == (
+        "depth",
+        b"png bytes",
+        False,
+    )
+    assert control.scale == pytest.approx(0.8)
+    computed = parse_control(f"canny+:{edges}")
+    assert (computed.type, computed.preprocess, computed.HasField("scale")) == (
+        "canny",
+        True,
+        False,
+    )
+    for bad in ("canny", f"canny:{tmp_path / 'missing.png'}", f"canny:{edges}:x"):
+        with pytest.raises(argparse.ArgumentTypeError, match="control"):
+            parse_control(bad)
