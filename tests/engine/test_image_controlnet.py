@@ -131,8 +131,18 @@ async def test_two_controlnets_and_shared_batches(
         ImageRequest(prompt="a box", seed=4, controls=both[:1])
     )
     assert _data(result) != _data(single)
-    # Different maps, same ControlNets and settings: one pipeline call.
+    # Different maps, same ControlNets and settings: one pipeline call, once
+    # they wait together (behind a running batch; alone, none would wait).
     before = dict(engine.batcher.stats.sizes).get(2, 0)
+    busy = asyncio.ensure_future(
+        engine.generate(ImageRequest(prompt="busy", seed=1, steps=12))
+    )
+
+    async def running() -> None:
+        while not engine.batcher.running:
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(running(), 30)  # a never-hang bound
     await asyncio.gather(
         *(
             engine.generate(
@@ -145,6 +155,7 @@ async def test_two_controlnets_and_shared_batches(
             for image in (photo, other_photo)
         )
     )
+    await busy
     assert dict(engine.batcher.stats.sizes).get(2, 0) == before + 1
     assert (
         engine.limits_info()["controlnets"] == "demo-canny (canny), demo-depth (depth)"

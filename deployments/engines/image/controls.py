@@ -109,10 +109,10 @@ def resolve_controls(
                 allowed=f"false for {kind}: send the ready map (only canny maps "
                 "are computed by the server)",
             )
-        scale = 1.0 if control.scale is None else control.scale
+        scale = 1.0 if control.scale is None else float(control.scale)
         check_range(f"controls[{i}].scale", scale, *SCALE_RANGE)
-        start = 0.0 if control.start is None else control.start
-        end = 1.0 if control.end is None else control.end
+        start = 0.0 if control.start is None else float(control.start)
+        end = 1.0 if control.end is None else float(control.end)
         if not 0.0 <= start < end <= 1.0:
             raise InvalidArgument(
                 field=f"controls[{i}].guidance_start",

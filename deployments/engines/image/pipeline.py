@@ -129,17 +129,25 @@ class ImageJob:
 def _control_kwargs(
     first: ImageRequest, rows: list[tuple[ImageJob, int]]
 ) -> dict[str, Any]:
-    """The ControlNet pipeline's arguments: every row's map (one list per
-    ControlNet when there are several) and the batch's shared settings."""
-    maps = [
-        [job.control_images[k] for job, _ in rows] for k in range(len(first.controls))
-    ]
-    one = len(first.controls) == 1
+    """The ControlNet pipeline's arguments: every row's maps and the batch's
+    shared settings. diffusers takes one map per row for one ControlNet and,
+    for several, per row a list of maps (one per ControlNet, in order)."""
+    maps = [list(job.control_images) for job, _ in rows]
+    scales = [c.scale for c in first.controls]
+    starts = [c.start for c in first.controls]
+    ends = [c.end for c in first.controls]
+    if len(first.controls) == 1:  # and plain values, not lists, for one
+        return {
+            "image": [row[0] for row in maps],
+            "controlnet_conditioning_scale": scales[0],
+            "control_guidance_start": starts[0],
+            "control_guidance_end": ends[0],
+        }
     return {
-        "image": maps[0] if one else maps,
-        "controlnet_conditioning_scale": [c.scale for c in first.controls],
-        "control_guidance_start": [c.start for c in first.controls],
-        "control_guidance_end": [c.end for c in first.controls],
+        "image": maps,
+        "controlnet_conditioning_scale": scales,
+        "control_guidance_start": starts,
+        "control_guidance_end": ends,
     }
 
 
