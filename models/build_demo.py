@@ -24,6 +24,7 @@ __all__ = ["FAMILIES", "MARKER", "build_text_model", "is_complete", "main", "tre
 from models.image_demo import (
     build_controlnet_model,
     build_image_model,
+    build_ip_adapter,
     build_sd3_model,
 )
 from models.voice_demo import build_speecht5_model, build_voice_model
@@ -217,6 +218,7 @@ FAMILIES: dict[str, Callable[..., Path]] = {
     "image": build_image_model,
     "image-sd3": build_sd3_model,  # a transformer (DiT) backbone, flow matching
     "image-controlnet": build_controlnet_model,  # for the SD model's UNet
+    "image-ip-adapter": build_ip_adapter,  # for the SD model's UNet
     "voice": build_voice_model,
     "voice-solo": partial(build_voice_model, solo=True),
     "voice-speecht5": build_speecht5_model,  # autoregressive mels + HiFi-GAN

@@ -26,7 +26,9 @@ from typing import Any
 from models.assemble import build_folder
 
 __all__ = [
+    "IP_ADAPTER_WEIGHTS",
     "build_controlnet_model",
+    "build_ip_adapter",
     "DEMO_LORA",
     "IMAGE_SIZE",
     "LORA_DIR",
@@ -37,6 +39,7 @@ __all__ = [
 
 IMAGE_SIZE = 64  # native resolution of the demo pipeline
 LORA_DIR = "loras"
+IP_ADAPTER_WEIGHTS = "ip-adapter.safetensors"  # beside image_encoder/
 DEMO_LORA = "demo-style"
 _VOCAB = 384
 _CLIP_MAX_LENGTH = 77  # SD conditioning length; the text encoder's positions
@@ -339,3 +342,67 @@ def _write_controlnet(tmp: Path) -> None:
 def build_controlnet_model(out_dir: Path, *, force: bool = False) -> Path:
     """Build the demo ControlNet (canny in serve_config.yaml) into ``out_dir``."""
     return build_folder(Path(out_dir), _write_controlnet, force=force)
+
+
+def _hidden_size(unet: Any, processor: str) -> int:
+    channels = unet.config.block_out_channels
+    if processor.startswith("mid_block"):
+        return int(channels[-1])
+    block = int(processor.split(".")[1])
+    if processor.startswith("up_blocks"):
+        return int(list(reversed(channels))[block])
+    return int(channels[block])
+
+
+def _write_ip_adapter(tmp: Path) -> None:
+    """An IP-Adapter for the demo UNet in the layout diffusers'
+    `load_ip_adapter` reads (as its own tests build theirs): `image_proj.*`
+    (an ImageProjection to 4 tokens) and `ip_adapter.{1,3,..}.to_{k,v}_ip.*`
+    for each cross-attention, beside a tiny CLIP vision encoder; all drawn
+    from fixed seeds."""
+    import torch
+    from safetensors.torch import save_file
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from models.build_demo import SEED
+
+    with _seeded_quiet_save():
+        unet = _pipeline().unet
+        cross = int(unet.config.cross_attention_dim)
+        embed = 32  # the image encoder's projection size
+        torch.manual_seed(SEED + 8)
+        tensors: dict[str, Any] = {}
+        key = 1
+        for name in unet.attn_processors:
+            if name.endswith("attn1.processor"):
+                continue  # self-attention gets no image tokens
+            hidden = _hidden_size(unet, name)
+            for kv in ("k", "v"):
+                tensors[f"ip_adapter.{key}.to_{kv}_ip.weight"] = (
+                    torch.randn(hidden, cross) * 0.2
+                )
+            key += 2
+        tensors["image_proj.proj.weight"] = torch.randn(4 * cross, embed) * 0.2
+        tensors["image_proj.proj.bias"] = torch.zeros(4 * cross)
+        tensors["image_proj.norm.weight"] = torch.ones(cross)
+        tensors["image_proj.norm.bias"] = torch.zeros(cross)
+        tmp.mkdir(parents=True, exist_ok=True)
+        save_file(tensors, str(tmp / IP_ADAPTER_WEIGHTS))
+        torch.manual_seed(SEED + 9)
+        encoder = CLIPVisionModelWithProjection(
+            CLIPVisionConfig(
+                hidden_size=32,
+                projection_dim=embed,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                intermediate_size=37,
+                image_size=32,
+                patch_size=4,
+            )
+        )
+        encoder.save_pretrained(tmp / "image_encoder", safe_serialization=True)
+
+
+def build_ip_adapter(out_dir: Path, *, force: bool = False) -> Path:
+    """Build the demo IP-Adapter (weights + image encoder) into ``out_dir``."""
+    return build_folder(Path(out_dir), _write_ip_adapter, force=force)

@@ -57,6 +57,8 @@ def to_engine_request(msg: ImageRequestMessage, request_id: str) -> ImageRequest
         request_id=request_id,
         style=msg.style,
         controls=tuple(_control(c) for c in msg.controls),
+        ip_adapter_image=msg.ip_adapter_image,
+        ip_adapter_scale=_opt(msg, "ip_adapter_scale"),
     )
 
 

@@ -303,3 +303,28 @@ def test_a_control_image_steers_the_picture(
         )
     assert info.value.code == grpc.StatusCode.NOT_FOUND
     assert "control type 'pose' not found; available: canny" in info.value.details
+
+
+def test_a_reference_image_steers_the_ip_adapter_model(
+    image_client: MaestroClient,
+) -> None:
+    """serve_config.yaml's `maestro-demo-sd-ip` (the demo IP-Adapter): a
+    reference image changes the picture, reproducibly, at its scale."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 40, 40)).save(buffer, format="PNG")
+    model, reference = "maestro-demo-sd-ip", buffer.getvalue()
+    steered = image_client.generate_image(
+        "a box", model=model, seed=6, ip_adapter_image=reference
+    )
+    again = image_client.generate_image(
+        "a box", model=model, seed=6, ip_adapter_image=reference
+    )
+    plain = image_client.generate_image("a box", model=model, seed=6)
+    assert steered.images[0].data == again.images[0].data != plain.images[0].data
+    rows = {m.id: m for m in image_client.list_models(["image"])}
+    assert rows[model].limits["ip_adapter"].startswith("scale 0.0..2.0")
+    assert rows["maestro-demo-sd"].limits["ip_adapter"] == "none"
+    with pytest.raises(MaestroRpcError) as info:
+        image_client.generate_image("a box", ip_adapter_image=reference)
+    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "ip_adapter_image" in info.value.details

@@ -90,6 +90,8 @@ def _image(client: MaestroClient, args: argparse.Namespace) -> int:
         "strength": args.strength,
         "style": args.style,
         "controls": args.control,
+        "ip_adapter_image": Path(args.ip_image).read_bytes() if args.ip_image else None,
+        "ip_adapter_scale": args.ip_scale,
     }
     result: image_pb2.GenerateImageResponse | None = None
     with tqdm(desc="denoising", unit="step", file=sys.stderr, leave=False) as bar:
@@ -149,4 +151,8 @@ def add_image_parser(subparsers: Any) -> None:
         help="ControlNet map, e.g. depth:d.png:0.8; canny+:photo.jpg computes "
         "the edges on the server (repeatable)",
     )
+    image.add_argument(
+        "--ip-image", metavar="IMAGE", help="IP-Adapter reference image (its look)"
+    )
+    image.add_argument("--ip-scale", type=float, help="IP-Adapter scale 0..2")
     image.set_defaults(run=_image)

@@ -16,6 +16,7 @@ from deployments.engines.image.schedulers import ALL_SCHEDULERS
 
 __all__ = [
     "ControlNetConfig",
+    "IpAdapterConfig",
     "ImageEngineConfig",
     "ImageLimitsConfig",
     "LoraConfig",
@@ -46,6 +47,21 @@ class ControlNetConfig(BaseModel):
         "canny maps can be computed by the server).",
     )
     path: str = Field(description="Folder or hub id of a diffusers ControlNetModel.")
+
+
+class IpAdapterConfig(BaseModel):
+    """An IP-Adapter loaded at start (diffusers' `load_ip_adapter`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = Field(description="Folder or hub id holding the weights.")
+    weight_name: str = Field(description="The weights file in it.")
+    subfolder: str = Field("", description="Folder of the weights inside `path`.")
+    image_encoder_folder: str = Field(
+        "image_encoder",
+        description="The CLIP vision encoder's folder under `path` (or a path "
+        "with a slash).",
+    )
 
 
 class StyleLoraConfig(BaseModel):
@@ -172,6 +188,9 @@ class ImageEngineConfig(EngineConfig):
     )
     controlnets: tuple[ControlNetConfig, ...] = Field(
         (), description="ControlNets to load (SD / SDXL UNet models)."
+    )
+    ip_adapter: IpAdapterConfig | None = Field(
+        None, description="An IP-Adapter for reference images (SD / SDXL)."
     )
     limits: ImageLimitsConfig = Field(
         default_factory=ImageLimitsConfig, description="Request bounds."

@@ -53,8 +53,10 @@ from deployments.engines.image.schedulers import (
 )
 from deployments.engines.image.styles import apply_style, styles_of
 from deployments.engines.image.types import (
+    DEFAULT_IP_ADAPTER_SCALE,
     FORMATS,
     GUIDANCE_RANGE,
+    IP_ADAPTER_SCALE_RANGE,
     EncodedImage,
     ImageLimits,
     ImageProgress,
@@ -167,6 +169,7 @@ class ImageEngine(Engine):
             size_multiple=multiple,
             image_to_image=image_to_image,
             controlnets=tuple((c.name, c.type) for c in self.config.controlnets),
+            ip_adapter=self.config.ip_adapter is not None,
         )
 
     async def _unload(self) -> None:
@@ -311,6 +314,14 @@ class ImageEngine(Engine):
             seed=seed,
             init_image=init,
             control_images=controls,
+            ip_image=None
+            if not resolved.ip_adapter_image
+            else await asyncio.to_thread(
+                decode_image,
+                resolved.ip_adapter_image,
+                field="ip_adapter_image",
+                max_pixels=self.limits.max_size * self.limits.max_size,
+            ),
             want_progress=want_progress,
         )
 
@@ -376,6 +387,7 @@ class ImageEngine(Engine):
             "loras": ", ".join(lim.loras),
             "styles": ", ".join(style.name for style in self.styles),
             "controlnets": ", ".join(f"{n} ({t})" for n, t in lim.controlnets),
+            "ip_adapter": _ip_adapter_info(lim.ip_adapter),
             "max_batch_size": str(batching.max_batch_size),
             "max_wait_ms": f"{batching.max_wait_ms:g}",
         }
@@ -402,3 +414,10 @@ class ImageEngine(Engine):
             "batch_sizes": s.summary(),
             "cancelled_requests": str(self.cancelled_requests),
         }
+
+
+def _ip_adapter_info(loaded: bool) -> str:
+    if not loaded:
+        return "none"
+    low, high = IP_ADAPTER_SCALE_RANGE
+    return f"scale {low}..{high} (default {DEFAULT_IP_ADAPTER_SCALE})"

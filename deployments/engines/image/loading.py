@@ -39,6 +39,8 @@ def load_runner(c: ImageEngineConfig, device: str, dtype: Any) -> PipelineRunner
         text2img.vae.enable_slicing()
     if c.memory.vae_tiling:
         text2img.vae.enable_tiling()
+    if c.ip_adapter is not None:  # before img2img: it shares the encoder too
+        _load_ip_adapter(text2img, c)
     runner = PipelineRunner(text2img, _image_to_image(text2img, c.model), device=device)
     _load_loras(runner, c)
     _load_controlnets(runner, c, device, dtype)
@@ -87,6 +89,27 @@ def _image_to_image(text2img: Any, model: str) -> Any | None:
         return None
     img2img.set_progress_bar_config(disable=True)
     return img2img
+
+
+def _load_ip_adapter(pipe: Any, c: ImageEngineConfig) -> None:
+    ip = c.ip_adapter
+    assert ip is not None
+    if not hasattr(pipe, "load_ip_adapter") or getattr(pipe, "unet", None) is None:
+        raise RuntimeError(
+            f"{c.model}: {type(pipe).__name__} takes no IP-Adapter here; "
+            "remove `ip_adapter` from this model's config"
+        )
+    try:
+        pipe.load_ip_adapter(
+            ip.path,
+            subfolder=ip.subfolder,
+            weight_name=ip.weight_name,
+            image_encoder_folder=ip.image_encoder_folder,
+        )
+    except Exception as exc:
+        raise RuntimeError(
+            f"IP-Adapter {ip.path} does not load into {c.model}: {exc}"
+        ) from exc
 
 
 def _load_controlnets(

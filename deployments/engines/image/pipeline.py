@@ -64,6 +64,10 @@ def batch_key(request: ImageRequest, init_size: tuple[int, int] | None) -> Batch
         init_size is not None,
         # The ControlNets and how they act; each row brings its own map.
         tuple((c.model, c.scale, c.start, c.end) for c in request.controls),
+        # diffusers gives a batch one IP-Adapter reference (per-row images
+        # would be read as several images for every row), so one per batch.
+        request.ip_adapter_scale,
+        request.ip_adapter_image,
     )
 
 
@@ -106,6 +110,7 @@ class ImageJob:
     seed: int
     init_image: Any = None  # PIL image at the request's size, img2img only
     control_images: tuple[Any, ...] = ()  # PIL maps, one per request.controls
+    ip_image: Any = None  # PIL IP-Adapter reference, when the request has one
     want_progress: bool = False
     on_step: Callable[[int, int, list[np.ndarray]], None] | None = None
     submitted: float = field(default_factory=time.monotonic)
@@ -159,6 +164,12 @@ class PipelineRunner:
         self._base_scheduler_config = text2img.scheduler.config
         self._adapters: tuple[str, ...] = ()
         self.controlnets: dict[str, Any] = {}  # name -> ControlNetModel
+        # With an IP-Adapter loaded the UNet wants image embeds on every call:
+        # batches without a reference get a blank one at scale 0, which adds
+        # exactly nothing (the IP attention is scaled by 0).
+        unet = getattr(text2img, "unet", None)  # None for DiTs (SD3)
+        self.ip_adapter = getattr(unet, "encoder_hid_proj", None) is not None
+        self._blank = None
         self._control_pipes: dict[tuple[str, ...], Any] = {}
         self._rgb = latent_rgb(text2img)
         for pipe in (text2img, img2img):
@@ -169,6 +180,13 @@ class PipelineRunner:
                     "away), not cut: rows.py does not know its loop tensors",
                     name,
                 )
+
+    def _blank_image(self) -> Any:
+        if self._blank is None:
+            from PIL import Image
+
+            self._blank = Image.new("RGB", (64, 64))
+        return self._blank
 
     def add_controlnet(self, name: str, model: Any) -> None:
         self.controlnets[name] = model
@@ -228,6 +246,9 @@ class PipelineRunner:
         if first.controls:
             pipe = self.control_pipe(tuple(c.model for c in first.controls))
             kwargs.update(_control_kwargs(first, rows))
+        if self.ip_adapter:
+            pipe.set_ip_adapter_scale(first.ip_adapter_scale or 0.0)
+            kwargs["ip_adapter_image"] = jobs[0].ip_image or self._blank_image()
         # Jobs whose rows are still in the batch, in row order: the callback
         # removes cancelled ones, unless `names` is None (masking instead).
         live = list(jobs)

@@ -67,6 +67,8 @@ def row_tensors(pipe: Any) -> list[str] | None:
         return None
     if getattr(pipe.unet.config, "time_cond_proj_dim", None) is not None:
         return None
+    if getattr(pipe.unet, "encoder_hid_proj", None) is not None:
+        return None  # IP-Adapter image embeds ride outside the callback's tensors
     return list(layout)
 
 

@@ -32,6 +32,8 @@ GUIDANCE_RANGE = (0.0, 50.0)
 LORA_WEIGHT_RANGE = (-4.0, 4.0)
 DEFAULT_QUALITY = 90
 DEFAULT_STRENGTH = 0.75
+DEFAULT_IP_ADAPTER_SCALE = 0.6
+IP_ADAPTER_SCALE_RANGE = (0.0, 2.0)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ class ImageRequest:
     request_id: str = ""
     style: str = ""  # a preset's name (engines/image/styles.py); "" none
     controls: tuple[ControlChoice, ...] = ()  # ControlNet conditionings
+    ip_adapter_image: bytes = b""  # IP-Adapter reference image (encoded)
+    ip_adapter_scale: float | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class ImageLimits:
     size_multiple: int = SIZE_MULTIPLE
     image_to_image: bool = True  # False: the checkpoint has no img2img pipeline
     controlnets: tuple[tuple[str, str], ...] = ()  # (name, type) configured
+    ip_adapter: bool = False  # an IP-Adapter is loaded: reference images work
 
 
 @dataclass(frozen=True)
@@ -228,7 +233,29 @@ def resolve(
             limits.controlnets,
             image_to_image=bool(request.init_image),
         ),
+        ip_adapter_scale=_resolve_ip_adapter(request, limits),
     )
+
+
+def _resolve_ip_adapter(request: ImageRequest, limits: ImageLimits) -> float | None:
+    """The reference image's scale (None without one)."""
+    if not request.ip_adapter_image:
+        if request.ip_adapter_scale is not None:
+            raise InvalidArgument(
+                field="ip_adapter_scale",
+                value=request.ip_adapter_scale,
+                allowed="only with ip_adapter_image",
+            )
+        return None
+    if not limits.ip_adapter:
+        raise InvalidArgument(
+            field="ip_adapter_image",
+            allowed="empty: this model has no ip_adapter configured",
+        )
+    scale = request.ip_adapter_scale
+    scale = DEFAULT_IP_ADAPTER_SCALE if scale is None else float(scale)
+    check_range("ip_adapter_scale", scale, *IP_ADAPTER_SCALE_RANGE)
+    return scale
 
 
 def _resolve_strength(request: ImageRequest, steps: int) -> float | None:

@@ -152,6 +152,8 @@ class GenerateImageRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     STYLE_FIELD_NUMBER: _builtins.int
     CONTROLS_FIELD_NUMBER: _builtins.int
+    IP_ADAPTER_IMAGE_FIELD_NUMBER: _builtins.int
+    IP_ADAPTER_SCALE_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     prompt: _builtins.str
     negative_prompt: _builtins.str
@@ -178,6 +180,12 @@ class GenerateImageRequest(_message.Message):
     template, negative prompt, LoRAs, scheduler, steps and guidance, each
     used where this request leaves the field unset. Empty: none.
     """
+    ip_adapter_image: _builtins.bytes
+    """IP-Adapter: a reference image whose look steers the result (the model's
+    `ip_adapter`, ListModels limits `ip_adapter`); empty: none.
+    """
+    ip_adapter_scale: _builtins.float
+    """How strongly, 0..2; unset: 0.6. Only with ip_adapter_image."""
     @_builtins.property
     def loras(self) -> _containers.RepeatedCompositeFieldContainer[Global___LoraWeight]: ...
     @_builtins.property
@@ -205,19 +213,25 @@ class GenerateImageRequest(_message.Message):
         request_id: _builtins.str = ...,
         style: _builtins.str = ...,
         controls: _abc.Iterable[Global___ControlImage] | None = ...,
+        ip_adapter_image: _builtins.bytes = ...,
+        ip_adapter_scale: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_seed", b"_seed", "_strength", b"_strength", "guidance_scale", b"guidance_scale", "seed", b"seed", "strength", b"strength"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_ip_adapter_scale", b"_ip_adapter_scale", "_seed", b"_seed", "_strength", b"_strength", "guidance_scale", b"guidance_scale", "ip_adapter_scale", b"ip_adapter_scale", "seed", b"seed", "strength", b"strength"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_seed", b"_seed", "_strength", b"_strength", "controls", b"controls", "format", b"format", "guidance_scale", b"guidance_scale", "height", b"height", "init_image", b"init_image", "loras", b"loras", "model", b"model", "negative_prompt", b"negative_prompt", "num_images", b"num_images", "prompt", b"prompt", "quality", b"quality", "request_id", b"request_id", "scheduler", b"scheduler", "seed", b"seed", "steps", b"steps", "strength", b"strength", "style", b"style", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_ip_adapter_scale", b"_ip_adapter_scale", "_seed", b"_seed", "_strength", b"_strength", "controls", b"controls", "format", b"format", "guidance_scale", b"guidance_scale", "height", b"height", "init_image", b"init_image", "ip_adapter_image", b"ip_adapter_image", "ip_adapter_scale", b"ip_adapter_scale", "loras", b"loras", "model", b"model", "negative_prompt", b"negative_prompt", "num_images", b"num_images", "prompt", b"prompt", "quality", b"quality", "request_id", b"request_id", "scheduler", b"scheduler", "seed", b"seed", "steps", b"steps", "strength", b"strength", "style", b"style", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__guidance_scale: _TypeAlias = _typing.Literal["guidance_scale"]  # noqa: Y015
     _WhichOneofArgType__guidance_scale: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale"]  # noqa: Y015
+    _WhichOneofReturnType__ip_adapter_scale: _TypeAlias = _typing.Literal["ip_adapter_scale"]  # noqa: Y015
+    _WhichOneofArgType__ip_adapter_scale: _TypeAlias = _typing.Literal["_ip_adapter_scale", b"_ip_adapter_scale"]  # noqa: Y015
     _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
     _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
     _WhichOneofReturnType__strength: _TypeAlias = _typing.Literal["strength"]  # noqa: Y015
     _WhichOneofArgType__strength: _TypeAlias = _typing.Literal["_strength", b"_strength"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__guidance_scale) -> _WhichOneofReturnType__guidance_scale | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__ip_adapter_scale) -> _WhichOneofReturnType__ip_adapter_scale | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__seed) -> _WhichOneofReturnType__seed | None: ...
     @_typing.overload
@@ -307,6 +321,8 @@ class StreamImageRequest(_message.Message):
     PREVIEW_EVERY_FIELD_NUMBER: _builtins.int
     STYLE_FIELD_NUMBER: _builtins.int
     CONTROLS_FIELD_NUMBER: _builtins.int
+    IP_ADAPTER_IMAGE_FIELD_NUMBER: _builtins.int
+    IP_ADAPTER_SCALE_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     prompt: _builtins.str
     negative_prompt: _builtins.str
@@ -329,6 +345,12 @@ class StreamImageRequest(_message.Message):
     template, negative prompt, LoRAs, scheduler, steps and guidance, each
     used where this request leaves the field unset. Empty: none.
     """
+    ip_adapter_image: _builtins.bytes
+    """IP-Adapter: a reference image whose look steers the result (the model's
+    `ip_adapter`, ListModels limits `ip_adapter`); empty: none.
+    """
+    ip_adapter_scale: _builtins.float
+    """How strongly, 0..2; unset: 0.6. Only with ip_adapter_image."""
     @_builtins.property
     def loras(self) -> _containers.RepeatedCompositeFieldContainer[Global___LoraWeight]: ...
     @_builtins.property
@@ -357,19 +379,25 @@ class StreamImageRequest(_message.Message):
         preview_every: _builtins.int = ...,
         style: _builtins.str = ...,
         controls: _abc.Iterable[Global___ControlImage] | None = ...,
+        ip_adapter_image: _builtins.bytes = ...,
+        ip_adapter_scale: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_seed", b"_seed", "_strength", b"_strength", "guidance_scale", b"guidance_scale", "seed", b"seed", "strength", b"strength"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_ip_adapter_scale", b"_ip_adapter_scale", "_seed", b"_seed", "_strength", b"_strength", "guidance_scale", b"guidance_scale", "ip_adapter_scale", b"ip_adapter_scale", "seed", b"seed", "strength", b"strength"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_seed", b"_seed", "_strength", b"_strength", "controls", b"controls", "format", b"format", "guidance_scale", b"guidance_scale", "height", b"height", "init_image", b"init_image", "loras", b"loras", "model", b"model", "negative_prompt", b"negative_prompt", "num_images", b"num_images", "preview_every", b"preview_every", "prompt", b"prompt", "quality", b"quality", "request_id", b"request_id", "scheduler", b"scheduler", "seed", b"seed", "steps", b"steps", "strength", b"strength", "style", b"style", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_ip_adapter_scale", b"_ip_adapter_scale", "_seed", b"_seed", "_strength", b"_strength", "controls", b"controls", "format", b"format", "guidance_scale", b"guidance_scale", "height", b"height", "init_image", b"init_image", "ip_adapter_image", b"ip_adapter_image", "ip_adapter_scale", b"ip_adapter_scale", "loras", b"loras", "model", b"model", "negative_prompt", b"negative_prompt", "num_images", b"num_images", "preview_every", b"preview_every", "prompt", b"prompt", "quality", b"quality", "request_id", b"request_id", "scheduler", b"scheduler", "seed", b"seed", "steps", b"steps", "strength", b"strength", "style", b"style", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__guidance_scale: _TypeAlias = _typing.Literal["guidance_scale"]  # noqa: Y015
     _WhichOneofArgType__guidance_scale: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale"]  # noqa: Y015
+    _WhichOneofReturnType__ip_adapter_scale: _TypeAlias = _typing.Literal["ip_adapter_scale"]  # noqa: Y015
+    _WhichOneofArgType__ip_adapter_scale: _TypeAlias = _typing.Literal["_ip_adapter_scale", b"_ip_adapter_scale"]  # noqa: Y015
     _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
     _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
     _WhichOneofReturnType__strength: _TypeAlias = _typing.Literal["strength"]  # noqa: Y015
     _WhichOneofArgType__strength: _TypeAlias = _typing.Literal["_strength", b"_strength"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__guidance_scale) -> _WhichOneofReturnType__guidance_scale | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__ip_adapter_scale) -> _WhichOneofReturnType__ip_adapter_scale | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__seed) -> _WhichOneofReturnType__seed | None: ...
     @_typing.overload

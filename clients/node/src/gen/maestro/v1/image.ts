@@ -145,6 +145,13 @@ export interface GenerateImageRequest {
   style: string;
   /** ControlNet conditionings (text-to-image on SD / SDXL), at most 3. */
   controls: ControlImage[];
+  /**
+   * IP-Adapter: a reference image whose look steers the result (the model's
+   * `ip_adapter`, ListModels limits `ip_adapter`); empty: none.
+   */
+  ipAdapterImage: Buffer;
+  /** How strongly, 0..2; unset: 0.6. Only with ip_adapter_image. */
+  ipAdapterScale?: number | undefined;
 }
 
 export interface Image {
@@ -189,6 +196,13 @@ export interface StreamImageRequest {
   style: string;
   /** ControlNet conditionings (text-to-image on SD / SDXL), at most 3. */
   controls: ControlImage[];
+  /**
+   * IP-Adapter: a reference image whose look steers the result (the model's
+   * `ip_adapter`, ListModels limits `ip_adapter`); empty: none.
+   */
+  ipAdapterImage: Buffer;
+  /** How strongly, 0..2; unset: 0.6. Only with ip_adapter_image. */
+  ipAdapterScale?: number | undefined;
 }
 
 export interface ImageProgress {
@@ -491,6 +505,8 @@ function createBaseGenerateImageRequest(): GenerateImageRequest {
     requestId: "",
     style: "",
     controls: [],
+    ipAdapterImage: Buffer.alloc(0),
+    ipAdapterScale: undefined,
   };
 }
 
@@ -552,6 +568,12 @@ export const GenerateImageRequest: MessageFns<GenerateImageRequest> = {
     }
     for (const v of message.controls) {
       ControlImage.encode(v!, writer.uint32(154).fork()).join();
+    }
+    if (message.ipAdapterImage.length !== 0) {
+      writer.uint32(162).bytes(message.ipAdapterImage);
+    }
+    if (message.ipAdapterScale !== undefined) {
+      writer.uint32(173).float(message.ipAdapterScale);
     }
     return writer;
   },
@@ -713,6 +735,22 @@ export const GenerateImageRequest: MessageFns<GenerateImageRequest> = {
             message.controls.push(ControlImage.decode(reader, reader.uint32()));
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.ipAdapterImage = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 21: {
+            if (tag !== 173) {
+              break;
+            }
+
+            message.ipAdapterScale = reader.float();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -769,6 +807,16 @@ export const GenerateImageRequest: MessageFns<GenerateImageRequest> = {
       controls: globalThis.Array.isArray(object?.controls)
         ? object.controls.map((e: any) => ControlImage.fromJSON(e))
         : [],
+      ipAdapterImage: isSet(object.ipAdapterImage)
+        ? Buffer.from(bytesFromBase64(object.ipAdapterImage))
+        : isSet(object.ip_adapter_image)
+        ? Buffer.from(bytesFromBase64(object.ip_adapter_image))
+        : Buffer.alloc(0),
+      ipAdapterScale: isSet(object.ipAdapterScale)
+        ? globalThis.Number(object.ipAdapterScale)
+        : isSet(object.ip_adapter_scale)
+        ? globalThis.Number(object.ip_adapter_scale)
+        : undefined,
     };
   },
 
@@ -828,6 +876,12 @@ export const GenerateImageRequest: MessageFns<GenerateImageRequest> = {
     if (message.controls?.length) {
       obj.controls = message.controls.map((e) => ControlImage.toJSON(e));
     }
+    if (message.ipAdapterImage.length !== 0) {
+      obj.ipAdapterImage = base64FromBytes(message.ipAdapterImage);
+    }
+    if (message.ipAdapterScale !== undefined) {
+      obj.ipAdapterScale = floatToJson(message.ipAdapterScale);
+    }
     return obj;
   },
 
@@ -854,6 +908,8 @@ export const GenerateImageRequest: MessageFns<GenerateImageRequest> = {
     message.requestId = object.requestId ?? "";
     message.style = object.style ?? "";
     message.controls = object.controls?.map((e) => ControlImage.fromPartial(e)) || [];
+    message.ipAdapterImage = object.ipAdapterImage ?? Buffer.alloc(0);
+    message.ipAdapterScale = object.ipAdapterScale ?? undefined;
     return message;
   },
 };
@@ -1124,6 +1180,8 @@ function createBaseStreamImageRequest(): StreamImageRequest {
     previewEvery: 0,
     style: "",
     controls: [],
+    ipAdapterImage: Buffer.alloc(0),
+    ipAdapterScale: undefined,
   };
 }
 
@@ -1188,6 +1246,12 @@ export const StreamImageRequest: MessageFns<StreamImageRequest> = {
     }
     for (const v of message.controls) {
       ControlImage.encode(v!, writer.uint32(154).fork()).join();
+    }
+    if (message.ipAdapterImage.length !== 0) {
+      writer.uint32(162).bytes(message.ipAdapterImage);
+    }
+    if (message.ipAdapterScale !== undefined) {
+      writer.uint32(173).float(message.ipAdapterScale);
     }
     return writer;
   },
@@ -1357,6 +1421,22 @@ export const StreamImageRequest: MessageFns<StreamImageRequest> = {
             message.controls.push(ControlImage.decode(reader, reader.uint32()));
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.ipAdapterImage = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 21: {
+            if (tag !== 173) {
+              break;
+            }
+
+            message.ipAdapterScale = reader.float();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1418,6 +1498,16 @@ export const StreamImageRequest: MessageFns<StreamImageRequest> = {
       controls: globalThis.Array.isArray(object?.controls)
         ? object.controls.map((e: any) => ControlImage.fromJSON(e))
         : [],
+      ipAdapterImage: isSet(object.ipAdapterImage)
+        ? Buffer.from(bytesFromBase64(object.ipAdapterImage))
+        : isSet(object.ip_adapter_image)
+        ? Buffer.from(bytesFromBase64(object.ip_adapter_image))
+        : Buffer.alloc(0),
+      ipAdapterScale: isSet(object.ipAdapterScale)
+        ? globalThis.Number(object.ipAdapterScale)
+        : isSet(object.ip_adapter_scale)
+        ? globalThis.Number(object.ip_adapter_scale)
+        : undefined,
     };
   },
 
@@ -1480,6 +1570,12 @@ export const StreamImageRequest: MessageFns<StreamImageRequest> = {
     if (message.controls?.length) {
       obj.controls = message.controls.map((e) => ControlImage.toJSON(e));
     }
+    if (message.ipAdapterImage.length !== 0) {
+      obj.ipAdapterImage = base64FromBytes(message.ipAdapterImage);
+    }
+    if (message.ipAdapterScale !== undefined) {
+      obj.ipAdapterScale = floatToJson(message.ipAdapterScale);
+    }
     return obj;
   },
 
@@ -1507,6 +1603,8 @@ export const StreamImageRequest: MessageFns<StreamImageRequest> = {
     message.previewEvery = object.previewEvery ?? 0;
     message.style = object.style ?? "";
     message.controls = object.controls?.map((e) => ControlImage.fromPartial(e)) || [];
+    message.ipAdapterImage = object.ipAdapterImage ?? Buffer.alloc(0);
+    message.ipAdapterScale = object.ipAdapterScale ?? undefined;
     return message;
   },
 };
