@@ -312,12 +312,16 @@ def _image_request(
         steps=settings.steps,
         format=settings.format,
         num_images=1,
-        seed=derive_seed(run.seed, "image", index),
+        seed=derive_seed(run.seed, "image", 0 if settings.same_seed else index),
         request_id=f"{run.request_id}-scene{index}-image",
         style=settings.style,
+        ip_adapter_image=settings.reference_image,
+        loras=settings.loras,
     )
     if settings.HasField("guidance_scale"):
         msg.guidance_scale = settings.guidance_scale
+    if settings.HasField("reference_scale"):
+        msg.ip_adapter_scale = settings.reference_scale
     return msg
 
 

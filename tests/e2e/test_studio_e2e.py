@@ -274,3 +274,35 @@ def test_cli_writes_a_storyboard_whose_html_shows_the_images(
     # Each image is drawn 256 px wide (pixelated up from 128): expect most of
     # the two 256x256 areas to differ.
     assert changed > 0.5 * 2 * 256 * 256, changed
+
+
+def test_a_character_reference_reaches_every_scene(client: MaestroClient) -> None:
+    """One IP-Adapter reference and one seed for every scene's image (on the
+    demo IP-Adapter model): another reference changes every scene."""
+
+    def storyboard(rgb: tuple[int, int, int]) -> list[bytes]:
+        buffer = io.BytesIO()
+        Image.new("RGB", (64, 64), rgb).save(buffer, format="PNG")
+        events = list(
+            client.compose(
+                BRIEF,
+                num_scenes=2,
+                seed=5,
+                image_model="maestro-demo-sd-ip",
+                reference_image=buffer.getvalue(),
+                reference_scale=1.0,
+                same_seed=True,
+                **SMALL,
+            )
+        )
+        images = sorted(
+            (e.scene_image.scene, e.scene_image.image)
+            for e in events
+            if e.HasField("scene_image")
+        )
+        assert [i for i, _ in images] == [0, 1], events[-1]
+        assert {img.seed for _, img in images} == {images[0][1].seed}  # one seed
+        return [img.data for _, img in images]
+
+    red, blue = storyboard((220, 30, 30)), storyboard((30, 30, 220))
+    assert red[0] != blue[0] and red[1] != blue[1]

@@ -239,6 +239,26 @@ async def test_style_folds_into_prompts_and_settings_reach_children(
         assert speech.voice == "b" and speech.speaking_rate == pytest.approx(1.5)
 
 
+async def test_a_character_rides_on_every_scene(families: Families) -> None:
+    """One reference image, character LoRA and image seed for all scenes."""
+    character = studio_pb2.ComposeImageSettings(
+        reference_image=b"reference png",
+        reference_scale=0.7,
+        loras=[image_pb2.LoraWeight(name="hero", weight=0.9)],
+        same_seed=True,
+    )
+    await _collect(families.studio(), _request(num_scenes=3, seed=8, image=character))
+    images = families.image.requests
+    assert len(images) == 3
+    for image in images:
+        assert image.ip_adapter_image == b"reference png"
+        assert image.ip_adapter_scale == pytest.approx(0.7)
+        assert [(lora.name, lora.weight) for lora in image.loras] == [
+            ("hero", pytest.approx(0.9))
+        ]
+    assert {image.seed for image in images} == {derive_seed(8, "image", 0)}
+
+
 async def test_same_seed_same_storyboard(families: Families) -> None:
     def storyboard(events: list[Any]) -> list[bytes]:
         return sorted(e.SerializeToString() for e in events[:-1])  # done: timings

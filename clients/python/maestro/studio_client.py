@@ -9,7 +9,7 @@ call, and the server cancels every text, image and voice call it started.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import aclosing
 from typing import Any
 
@@ -58,12 +58,20 @@ def compose_request(
     text_model: str | None = None,
     image_model: str | None = None,
     voice_model: str | None = None,
+    image_style: str | None = None,
+    reference_image: bytes | None = None,
+    reference_scale: float | None = None,
+    character_loras: Mapping[str, float] | None = None,
+    same_seed: bool | None = None,
     request_id: str | None = None,
 ) -> studio_pb2.ComposeRequest:
     """A ComposeRequest; None leaves a field to the server's default.
 
     `text_model`, `image_model` and `voice_model` pick one of each family's
-    registered models for its stage (`maestro models ls`).
+    registered models for its stage (`maestro models ls`). A consistent
+    character: `reference_image` (IP-Adapter, on an image model with one) at
+    `reference_scale`, `character_loras` ({name: weight}) and `same_seed`
+    ride on every scene's image; `image_style` is the image model's preset.
     """
     if isinstance(image_format, str):
         image_format = _IMAGE_FORMATS[image_format.lower()]
@@ -78,8 +86,16 @@ def compose_request(
                 "guidance_scale": guidance_scale,
                 "format": image_format,
                 "model": image_model,
+                "style": image_style,
+                "reference_image": reference_image,
+                "reference_scale": reference_scale,
+                "same_seed": same_seed,
             }
-        )
+        ),
+        loras=[
+            image_pb2.LoraWeight(name=name, weight=weight)
+            for name, weight in (character_loras or {}).items()
+        ],
     )
     speech = studio_pb2.ComposeVoiceSettings(
         **_set(

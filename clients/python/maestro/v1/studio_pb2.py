@@ -26,7 +26,7 @@ from maestro.v1 import image_pb2 as maestro_dot_v1_dot_image__pb2
 from maestro.v1 import voice_pb2 as maestro_dot_v1_dot_voice__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17maestro/v1/studio.proto\x12\nmaestro.v1\x1a\x16maestro/v1/image.proto\x1a\x16maestro/v1/voice.proto\"\xbb\x01\n\x14\x43omposeImageSettings\x12\r\n\x05width\x18\x01 \x01(\x05\x12\x0e\n\x06height\x18\x02 \x01(\x05\x12\r\n\x05steps\x18\x03 \x01(\x05\x12\x1b\n\x0eguidance_scale\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\'\n\x06\x66ormat\x18\x05 \x01(\x0e\x32\x17.maestro.v1.ImageFormat\x12\r\n\x05model\x18\x06 \x01(\t\x12\r\n\x05style\x18\x07 \x01(\tB\x11\n\x0f_guidance_scale\"\x8b\x01\n\x14\x43omposeVoiceSettings\x12\r\n\x05voice\x18\x01 \x01(\t\x12\x1a\n\rspeaking_rate\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12\'\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x17.maestro.v1.AudioFormat\x12\r\n\x05model\x18\x04 \x01(\tB\x10\n\x0e_speaking_rate\"\x94\x01\n\x13\x43omposeTextSettings\x12\x17\n\nmax_tokens\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0btemperature\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x03 \x01(\x02H\x02\x88\x01\x01\x12\r\n\x05model\x18\x04 \x01(\tB\r\n\x0b_max_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_p\"\x83\x02\n\x0e\x43omposeRequest\x12\r\n\x05\x62rief\x18\x01 \x01(\t\x12\x12\n\nnum_scenes\x18\x02 \x01(\x05\x12\r\n\x05style\x18\x03 \x01(\t\x12\x11\n\x04seed\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12/\n\x05image\x18\x05 \x01(\x0b\x32 .maestro.v1.ComposeImageSettings\x12/\n\x05voice\x18\x06 \x01(\x0b\x32 .maestro.v1.ComposeVoiceSettings\x12-\n\x04text\x18\x07 \x01(\x0b\x32\x1f.maestro.v1.ComposeTextSettings\x12\x12\n\nrequest_id\x18\x08 \x01(\tB\x07\n\x05_seed\"?\n\x05Scene\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x11\n\tnarration\x18\x02 \x01(\t\x12\x14\n\x0cimage_prompt\x18\x03 \x01(\t\"8\n\x04Plan\x12\r\n\x05title\x18\x01 \x01(\t\x12!\n\x06scenes\x18\x02 \x03(\x0b\x32\x11.maestro.v1.Scene\"=\n\nSceneImage\x12\r\n\x05scene\x18\x01 \x01(\x05\x12 \n\x05image\x18\x02 \x01(\x0b\x32\x11.maestro.v1.Image\"O\n\nSceneAudio\x12\r\n\x05scene\x18\x01 \x01(\x05\x12\r\n\x05\x61udio\x18\x02 \x01(\x0c\x12#\n\x04info\x18\x03 \x01(\x0b\x32\x15.maestro.v1.AudioInfo\"I\n\nSceneError\x12\r\n\x05scene\x18\x01 \x01(\x05\x12\r\n\x05stage\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"-\n\x0bStageTiming\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0f\n\x07seconds\x18\x02 \x01(\x01\"z\n\x0b\x43omposeDone\x12(\n\x07timings\x18\x01 \x03(\x0b\x32\x17.maestro.v1.StageTiming\x12\x18\n\x10scenes_succeeded\x18\x02 \x01(\x05\x12\x15\n\rscenes_failed\x18\x03 \x01(\x05\x12\x10\n\x08trace_id\x18\x04 \x01(\t\"\xf2\x01\n\x0f\x43omposeResponse\x12 \n\x04plan\x18\x01 \x01(\x0b\x32\x10.maestro.v1.PlanH\x00\x12-\n\x0bscene_image\x18\x02 \x01(\x0b\x32\x16.maestro.v1.SceneImageH\x00\x12-\n\x0bscene_audio\x18\x03 \x01(\x0b\x32\x16.maestro.v1.SceneAudioH\x00\x12-\n\x0bscene_error\x18\x04 \x01(\x0b\x32\x16.maestro.v1.SceneErrorH\x00\x12\'\n\x04\x64one\x18\x05 \x01(\x0b\x32\x17.maestro.v1.ComposeDoneH\x00\x42\x07\n\x05\x65vent2U\n\rStudioService\x12\x44\n\x07\x43ompose\x12\x1a.maestro.v1.ComposeRequest\x1a\x1b.maestro.v1.ComposeResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17maestro/v1/studio.proto\x12\nmaestro.v1\x1a\x16maestro/v1/image.proto\x1a\x16maestro/v1/voice.proto\"\xc0\x02\n\x14\x43omposeImageSettings\x12\r\n\x05width\x18\x01 \x01(\x05\x12\x0e\n\x06height\x18\x02 \x01(\x05\x12\r\n\x05steps\x18\x03 \x01(\x05\x12\x1b\n\x0eguidance_scale\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\'\n\x06\x66ormat\x18\x05 \x01(\x0e\x32\x17.maestro.v1.ImageFormat\x12\r\n\x05model\x18\x06 \x01(\t\x12\r\n\x05style\x18\x07 \x01(\t\x12\x17\n\x0freference_image\x18\x08 \x01(\x0c\x12\x1c\n\x0freference_scale\x18\t \x01(\x02H\x01\x88\x01\x01\x12%\n\x05loras\x18\n \x03(\x0b\x32\x16.maestro.v1.LoraWeight\x12\x11\n\tsame_seed\x18\x0b \x01(\x08\x42\x11\n\x0f_guidance_scaleB\x12\n\x10_reference_scale\"\x8b\x01\n\x14\x43omposeVoiceSettings\x12\r\n\x05voice\x18\x01 \x01(\t\x12\x1a\n\rspeaking_rate\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12\'\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x17.maestro.v1.AudioFormat\x12\r\n\x05model\x18\x04 \x01(\tB\x10\n\x0e_speaking_rate\"\x94\x01\n\x13\x43omposeTextSettings\x12\x17\n\nmax_tokens\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0btemperature\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x03 \x01(\x02H\x02\x88\x01\x01\x12\r\n\x05model\x18\x04 \x01(\tB\r\n\x0b_max_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_p\"\x83\x02\n\x0e\x43omposeRequest\x12\r\n\x05\x62rief\x18\x01 \x01(\t\x12\x12\n\nnum_scenes\x18\x02 \x01(\x05\x12\r\n\x05style\x18\x03 \x01(\t\x12\x11\n\x04seed\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12/\n\x05image\x18\x05 \x01(\x0b\x32 .maestro.v1.ComposeImageSettings\x12/\n\x05voice\x18\x06 \x01(\x0b\x32 .maestro.v1.ComposeVoiceSettings\x12-\n\x04text\x18\x07 \x01(\x0b\x32\x1f.maestro.v1.ComposeTextSettings\x12\x12\n\nrequest_id\x18\x08 \x01(\tB\x07\n\x05_seed\"?\n\x05Scene\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x11\n\tnarration\x18\x02 \x01(\t\x12\x14\n\x0cimage_prompt\x18\x03 \x01(\t\"8\n\x04Plan\x12\r\n\x05title\x18\x01 \x01(\t\x12!\n\x06scenes\x18\x02 \x03(\x0b\x32\x11.maestro.v1.Scene\"=\n\nSceneImage\x12\r\n\x05scene\x18\x01 \x01(\x05\x12 \n\x05image\x18\x02 \x01(\x0b\x32\x11.maestro.v1.Image\"O\n\nSceneAudio\x12\r\n\x05scene\x18\x01 \x01(\x05\x12\r\n\x05\x61udio\x18\x02 \x01(\x0c\x12#\n\x04info\x18\x03 \x01(\x0b\x32\x15.maestro.v1.AudioInfo\"I\n\nSceneError\x12\r\n\x05scene\x18\x01 \x01(\x05\x12\r\n\x05stage\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"-\n\x0bStageTiming\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0f\n\x07seconds\x18\x02 \x01(\x01\"z\n\x0b\x43omposeDone\x12(\n\x07timings\x18\x01 \x03(\x0b\x32\x17.maestro.v1.StageTiming\x12\x18\n\x10scenes_succeeded\x18\x02 \x01(\x05\x12\x15\n\rscenes_failed\x18\x03 \x01(\x05\x12\x10\n\x08trace_id\x18\x04 \x01(\t\"\xf2\x01\n\x0f\x43omposeResponse\x12 \n\x04plan\x18\x01 \x01(\x0b\x32\x10.maestro.v1.PlanH\x00\x12-\n\x0bscene_image\x18\x02 \x01(\x0b\x32\x16.maestro.v1.SceneImageH\x00\x12-\n\x0bscene_audio\x18\x03 \x01(\x0b\x32\x16.maestro.v1.SceneAudioH\x00\x12-\n\x0bscene_error\x18\x04 \x01(\x0b\x32\x16.maestro.v1.SceneErrorH\x00\x12\'\n\x04\x64one\x18\x05 \x01(\x0b\x32\x17.maestro.v1.ComposeDoneH\x00\x42\x07\n\x05\x65vent2U\n\rStudioService\x12\x44\n\x07\x43ompose\x12\x1a.maestro.v1.ComposeRequest\x1a\x1b.maestro.v1.ComposeResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,29 +34,29 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'maestro.v1.studio_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_COMPOSEIMAGESETTINGS']._serialized_start=88
-  _globals['_COMPOSEIMAGESETTINGS']._serialized_end=275
-  _globals['_COMPOSEVOICESETTINGS']._serialized_start=278
-  _globals['_COMPOSEVOICESETTINGS']._serialized_end=417
-  _globals['_COMPOSETEXTSETTINGS']._serialized_start=420
-  _globals['_COMPOSETEXTSETTINGS']._serialized_end=568
-  _globals['_COMPOSEREQUEST']._serialized_start=571
-  _globals['_COMPOSEREQUEST']._serialized_end=830
-  _globals['_SCENE']._serialized_start=832
-  _globals['_SCENE']._serialized_end=895
-  _globals['_PLAN']._serialized_start=897
-  _globals['_PLAN']._serialized_end=953
-  _globals['_SCENEIMAGE']._serialized_start=955
-  _globals['_SCENEIMAGE']._serialized_end=1016
-  _globals['_SCENEAUDIO']._serialized_start=1018
-  _globals['_SCENEAUDIO']._serialized_end=1097
-  _globals['_SCENEERROR']._serialized_start=1099
-  _globals['_SCENEERROR']._serialized_end=1172
-  _globals['_STAGETIMING']._serialized_start=1174
-  _globals['_STAGETIMING']._serialized_end=1219
-  _globals['_COMPOSEDONE']._serialized_start=1221
-  _globals['_COMPOSEDONE']._serialized_end=1343
-  _globals['_COMPOSERESPONSE']._serialized_start=1346
-  _globals['_COMPOSERESPONSE']._serialized_end=1588
-  _globals['_STUDIOSERVICE']._serialized_start=1590
-  _globals['_STUDIOSERVICE']._serialized_end=1675
+  _globals['_COMPOSEIMAGESETTINGS']._serialized_end=408
+  _globals['_COMPOSEVOICESETTINGS']._serialized_start=411
+  _globals['_COMPOSEVOICESETTINGS']._serialized_end=550
+  _globals['_COMPOSETEXTSETTINGS']._serialized_start=553
+  _globals['_COMPOSETEXTSETTINGS']._serialized_end=701
+  _globals['_COMPOSEREQUEST']._serialized_start=704
+  _globals['_COMPOSEREQUEST']._serialized_end=963
+  _globals['_SCENE']._serialized_start=965
+  _globals['_SCENE']._serialized_end=1028
+  _globals['_PLAN']._serialized_start=1030
+  _globals['_PLAN']._serialized_end=1086
+  _globals['_SCENEIMAGE']._serialized_start=1088
+  _globals['_SCENEIMAGE']._serialized_end=1149
+  _globals['_SCENEAUDIO']._serialized_start=1151
+  _globals['_SCENEAUDIO']._serialized_end=1230
+  _globals['_SCENEERROR']._serialized_start=1232
+  _globals['_SCENEERROR']._serialized_end=1305
+  _globals['_STAGETIMING']._serialized_start=1307
+  _globals['_STAGETIMING']._serialized_end=1352
+  _globals['_COMPOSEDONE']._serialized_start=1354
+  _globals['_COMPOSEDONE']._serialized_end=1476
+  _globals['_COMPOSERESPONSE']._serialized_start=1479
+  _globals['_COMPOSERESPONSE']._serialized_end=1721
+  _globals['_STUDIOSERVICE']._serialized_start=1723
+  _globals['_STUDIOSERVICE']._serialized_end=1808
 # @@protoc_insertion_point(module_scope)

@@ -31,6 +31,10 @@ class ComposeImageSettings(_message.Message):
     FORMAT_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
     STYLE_FIELD_NUMBER: _builtins.int
+    REFERENCE_IMAGE_FIELD_NUMBER: _builtins.int
+    REFERENCE_SCALE_FIELD_NUMBER: _builtins.int
+    LORAS_FIELD_NUMBER: _builtins.int
+    SAME_SEED_FIELD_NUMBER: _builtins.int
     width: _builtins.int
     height: _builtins.int
     steps: _builtins.int
@@ -42,6 +46,15 @@ class ComposeImageSettings(_message.Message):
     """One of that model's style presets (GenerateImageRequest.style); the
     request's free-text `style` is still folded into every prompt.
     """
+    reference_image: _builtins.bytes
+    """A consistent character: every scene's image gets this IP-Adapter
+    reference (on a model with `ip_adapter`) at `reference_scale`, these
+    LoRAs, and with `same_seed` one image seed for all scenes.
+    """
+    reference_scale: _builtins.float
+    same_seed: _builtins.bool
+    @_builtins.property
+    def loras(self) -> _containers.RepeatedCompositeFieldContainer[_image_pb2.LoraWeight]: ...
     def __init__(
         self,
         *,
@@ -52,14 +65,23 @@ class ComposeImageSettings(_message.Message):
         format: _image_pb2.ImageFormat.ValueType = ...,
         model: _builtins.str = ...,
         style: _builtins.str = ...,
+        reference_image: _builtins.bytes = ...,
+        reference_scale: _builtins.float | None = ...,
+        loras: _abc.Iterable[_image_pb2.LoraWeight] | None = ...,
+        same_seed: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "guidance_scale", b"guidance_scale"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_reference_scale", b"_reference_scale", "guidance_scale", b"guidance_scale", "reference_scale", b"reference_scale"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "format", b"format", "guidance_scale", b"guidance_scale", "height", b"height", "model", b"model", "steps", b"steps", "style", b"style", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_reference_scale", b"_reference_scale", "format", b"format", "guidance_scale", b"guidance_scale", "height", b"height", "loras", b"loras", "model", b"model", "reference_image", b"reference_image", "reference_scale", b"reference_scale", "same_seed", b"same_seed", "steps", b"steps", "style", b"style", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__guidance_scale: _TypeAlias = _typing.Literal["guidance_scale"]  # noqa: Y015
     _WhichOneofArgType__guidance_scale: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale"]  # noqa: Y015
+    _WhichOneofReturnType__reference_scale: _TypeAlias = _typing.Literal["reference_scale"]  # noqa: Y015
+    _WhichOneofArgType__reference_scale: _TypeAlias = _typing.Literal["_reference_scale", b"_reference_scale"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__guidance_scale) -> _WhichOneofReturnType__guidance_scale | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__reference_scale) -> _WhichOneofReturnType__reference_scale | None: ...
 
 Global___ComposeImageSettings: _TypeAlias = ComposeImageSettings  # noqa: Y015
 

@@ -17,7 +17,7 @@ import {
   type Metadata,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { Image, ImageFormat, imageFormatFromJSON, imageFormatToJSON } from "./image.js";
+import { Image, ImageFormat, imageFormatFromJSON, imageFormatToJSON, LoraWeight } from "./image.js";
 import { AudioFormat, audioFormatFromJSON, audioFormatToJSON, AudioInfo } from "./voice.js";
 
 export const protobufPackage = "maestro.v1";
@@ -37,6 +37,15 @@ export interface ComposeImageSettings {
    * request's free-text `style` is still folded into every prompt.
    */
   style: string;
+  /**
+   * A consistent character: every scene's image gets this IP-Adapter
+   * reference (on a model with `ip_adapter`) at `reference_scale`, these
+   * LoRAs, and with `same_seed` one image seed for all scenes.
+   */
+  referenceImage: Buffer;
+  referenceScale?: number | undefined;
+  loras: LoraWeight[];
+  sameSeed: boolean;
 }
 
 export interface ComposeVoiceSettings {
@@ -126,7 +135,19 @@ export interface ComposeResponse {
 }
 
 function createBaseComposeImageSettings(): ComposeImageSettings {
-  return { width: 0, height: 0, steps: 0, guidanceScale: undefined, format: 0, model: "", style: "" };
+  return {
+    width: 0,
+    height: 0,
+    steps: 0,
+    guidanceScale: undefined,
+    format: 0,
+    model: "",
+    style: "",
+    referenceImage: Buffer.alloc(0),
+    referenceScale: undefined,
+    loras: [],
+    sameSeed: false,
+  };
 }
 
 export const ComposeImageSettings: MessageFns<ComposeImageSettings> = {
@@ -151,6 +172,18 @@ export const ComposeImageSettings: MessageFns<ComposeImageSettings> = {
     }
     if (message.style !== "") {
       writer.uint32(58).string(message.style);
+    }
+    if (message.referenceImage.length !== 0) {
+      writer.uint32(66).bytes(message.referenceImage);
+    }
+    if (message.referenceScale !== undefined) {
+      writer.uint32(77).float(message.referenceScale);
+    }
+    for (const v of message.loras) {
+      LoraWeight.encode(v!, writer.uint32(82).fork()).join();
+    }
+    if (message.sameSeed !== false) {
+      writer.uint32(88).bool(message.sameSeed);
     }
     return writer;
   },
@@ -224,6 +257,38 @@ export const ComposeImageSettings: MessageFns<ComposeImageSettings> = {
             message.style = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.referenceImage = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 9: {
+            if (tag !== 77) {
+              break;
+            }
+
+            message.referenceScale = reader.float();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.loras.push(LoraWeight.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.sameSeed = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -249,6 +314,24 @@ export const ComposeImageSettings: MessageFns<ComposeImageSettings> = {
       format: isSet(object.format) ? imageFormatFromJSON(object.format) : 0,
       model: isSet(object.model) ? globalThis.String(object.model) : "",
       style: isSet(object.style) ? globalThis.String(object.style) : "",
+      referenceImage: isSet(object.referenceImage)
+        ? Buffer.from(bytesFromBase64(object.referenceImage))
+        : isSet(object.reference_image)
+        ? Buffer.from(bytesFromBase64(object.reference_image))
+        : Buffer.alloc(0),
+      referenceScale: isSet(object.referenceScale)
+        ? globalThis.Number(object.referenceScale)
+        : isSet(object.reference_scale)
+        ? globalThis.Number(object.reference_scale)
+        : undefined,
+      loras: globalThis.Array.isArray(object?.loras)
+        ? object.loras.map((e: any) => LoraWeight.fromJSON(e))
+        : [],
+      sameSeed: isSet(object.sameSeed)
+        ? globalThis.Boolean(object.sameSeed)
+        : isSet(object.same_seed)
+        ? globalThis.Boolean(object.same_seed)
+        : false,
     };
   },
 
@@ -275,6 +358,18 @@ export const ComposeImageSettings: MessageFns<ComposeImageSettings> = {
     if (message.style !== "") {
       obj.style = message.style;
     }
+    if (message.referenceImage.length !== 0) {
+      obj.referenceImage = base64FromBytes(message.referenceImage);
+    }
+    if (message.referenceScale !== undefined) {
+      obj.referenceScale = floatToJson(message.referenceScale);
+    }
+    if (message.loras?.length) {
+      obj.loras = message.loras.map((e) => LoraWeight.toJSON(e));
+    }
+    if (message.sameSeed !== false) {
+      obj.sameSeed = message.sameSeed;
+    }
     return obj;
   },
 
@@ -290,6 +385,10 @@ export const ComposeImageSettings: MessageFns<ComposeImageSettings> = {
     message.format = object.format ?? 0;
     message.model = object.model ?? "";
     message.style = object.style ?? "";
+    message.referenceImage = object.referenceImage ?? Buffer.alloc(0);
+    message.referenceScale = object.referenceScale ?? undefined;
+    message.loras = object.loras?.map((e) => LoraWeight.fromPartial(e)) || [];
+    message.sameSeed = object.sameSeed ?? false;
     return message;
   },
 };
