@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from deployments.engines.image.config import ImageEngineConfig
+from deployments.engines.image.controls import ControlChoice
 from deployments.engines.image.styles import Style, apply_style, styles_of
 from deployments.engines.image.types import ImageRequest, LoraChoice
 from deployments.errors import NotFound
@@ -123,3 +124,36 @@ def test_cli_control_argument(tmp_path: Path) -> None:
     for bad in ("canny", f"canny:{tmp_path / 'missing.png'}", f"canny:{edges}:x"):
         with pytest.raises(argparse.ArgumentTypeError, match="control"):
             parse_control(bad)
+
+
+def test_a_preset_sets_control_and_ip_adapter_settings() -> None:
+    (style,) = styles_of(
+        _config(
+            styles=[
+                {
+                    "name": "layout",
+                    "ip_adapter_scale": 0.9,
+                    "controls": [{"type": "canny", "scale": 0.5, "guidance_end": 0.8}],
+                }
+            ]
+        ).styles
+    )
+    request = ImageRequest(
+        prompt="a boat",
+        style="layout",
+        ip_adapter_image=b"ref",
+        controls=(
+            ControlChoice(type="canny", image=b"map"),
+            ControlChoice(type="canny", image=b"map2", scale=1.5),
+            ControlChoice(type="depth", image=b"map3"),
+        ),
+    )
+    applied = apply_style(request, [style])
+    assert applied.ip_adapter_scale == 0.9
+    assert [(c.scale, c.start, c.end) for c in applied.controls] == [
+        (0.5, None, 0.8),  # the preset's, where the request left them unset
+        (1.5, None, 0.8),  # the request's own scale wins
+        (None, None, None),  # no setting for depth in this preset
+    ]
+    no_reference = apply_style(ImageRequest(prompt="a boat", style="layout"), [style])
+    assert no_reference.ip_adapter_scale is None  # a scale alone would be refused

@@ -73,6 +73,23 @@ class StyleLoraConfig(BaseModel):
     weight: float = Field(1.0, ge=-4.0, le=4.0, description="Adapter weight.")
 
 
+class StyleControlConfig(BaseModel):
+    """How a style preset uses a control type the request sends a map for."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str = Field(min_length=1, description="The control type (canny, depth...).")
+    scale: float | None = Field(
+        None, ge=0, le=2, description="Conditioning scale when the request sets none."
+    )
+    guidance_start: float | None = Field(
+        None, ge=0, le=1, description="Start of its step range when unset."
+    )
+    guidance_end: float | None = Field(
+        None, ge=0, le=1, description="End of its step range when unset."
+    )
+
+
 class StyleConfig(BaseModel):
     """A style preset requests pick with `style`; each field set here is
     used where the request leaves it unset (engines/image/styles.py)."""
@@ -94,6 +111,15 @@ class StyleConfig(BaseModel):
     steps: int = Field(0, ge=0, description="When the request sends 0.")
     guidance_scale: float | None = Field(
         None, ge=0, le=50, description="When the request sends none."
+    )
+    ip_adapter_scale: float | None = Field(
+        None,
+        ge=0,
+        le=2,
+        description="IP-Adapter scale when the request sends a reference and no scale.",
+    )
+    controls: tuple[StyleControlConfig, ...] = Field(
+        (), description="Settings for the request's controls of these types."
     )
 
     @model_validator(mode="after")
