@@ -116,7 +116,6 @@ class Rejected:
     traced like any other), as it does for undecodable gRPC bytes."""
 
     request_id = ""
-    text = ""  # a voice request's quota cost reads it
 
     def __init__(self, error: InvalidArgument) -> None:
         self.decode_error = error

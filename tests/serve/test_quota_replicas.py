@@ -9,6 +9,8 @@ its requests_per_minute: counted per replica, it would get up to twice that.
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,4 +118,9 @@ def test_http_speech_gets_the_same_keys_scopes_and_quotas(target: str) -> None:
     refused = answers[-1]
     assert "requests_per_minute" in refused.json()["error"]["message"]
     assert refused.json()["error"]["type"] == "rate_limit_error"
-    assert 1 <= int(refused.headers["retry-after"]) <= 60  # a minute's window
+    # Retry-After is the quota's own wait (the message's "retry in X s",
+    # which gRPC sends as grpc-retry-pushback-ms), in whole seconds up.
+    said = re.search(r"retry in ([0-9.]+) s", refused.json()["error"]["message"])
+    assert said is not None, refused.text
+    wait = float(said[1])
+    assert math.ceil(wait) <= int(refused.headers["retry-after"]) <= math.ceil(wait) + 1
