@@ -27,6 +27,7 @@ from models.image_demo import (
     build_ip_adapter,
     build_sd3_model,
 )
+from models.video_demo import build_motion_adapter, build_svd_model
 from models.voice_demo import build_speecht5_model, build_voice_model
 
 SEED = 1234
@@ -219,6 +220,8 @@ FAMILIES: dict[str, Callable[..., Path]] = {
     "image-sd3": build_sd3_model,  # a transformer (DiT) backbone, flow matching
     "image-controlnet": build_controlnet_model,  # for the SD model's UNet
     "image-ip-adapter": build_ip_adapter,  # for the SD model's UNet
+    "video-motion": build_motion_adapter,  # AnimateDiff on the SD model's UNet
+    "video-svd": build_svd_model,  # Stable Video Diffusion, image-to-video
     "voice": build_voice_model,
     "voice-solo": partial(build_voice_model, solo=True),
     "voice-speecht5": build_speecht5_model,  # autoregressive mels + HiFi-GAN

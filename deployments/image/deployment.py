@@ -19,15 +19,24 @@ from deployments.engine_ingress import EngineIngress
 from deployments.engines.image.config import ImageEngineConfig
 from deployments.engines.image.engine import ImageEngine
 from deployments.engines.image.types import ImageRequest, ImageResult
+from deployments.engines.image.video.types import VideoResult
 from deployments.image.config import ImageAppConfig
 from deployments.image.converters import (
     to_engine_request,
     to_generate_response,
     to_progress_response,
     to_result_response,
+    to_video_request,
+    to_video_response,
+    to_video_result_response,
 )
 from deployments.image.openai_api import image_generations
-from deployments.image.telemetry import BatchSizes, request_span, watch_batches
+from deployments.image.telemetry import (
+    BatchSizes,
+    request_span,
+    video_span,
+    watch_batches,
+)
 from deployments.ingress import stream_rpc, unary_rpc
 from deployments.openai_api.routes import HttpIngress
 from maestro.v1 import image_pb2, models_pb2
@@ -114,14 +123,84 @@ class ImageDeployment(HttpIngress, EngineIngress):
                 async for reply in replies:
                     yield reply
 
+    @unary_rpc(image_pb2.GenerateVideoResponse)
+    async def GenerateVideo(
+        self, request: image_pb2.GenerateVideoRequest, request_id: str
+    ) -> image_pb2.GenerateVideoResponse:
+        engine_request = to_video_request(request, request_id)
+        async with self._model(request.model) as engine:
+
+            async def produce() -> image_pb2.GenerateVideoResponse:
+                with video_span("generate", engine_request) as on_result:
+                    result = await engine.generate_video(engine_request)
+                    on_result(result)
+                return to_video_response(
+                    result, model=engine.served_id, request_id=request_id
+                )
+
+            return await self.cache.unary(
+                self.cache.form_key(
+                    "GenerateVideo", engine.video_cache_form(engine_request)
+                ),
+                image_pb2.GenerateVideoResponse,
+                request_id,
+                produce,
+            )
+
+    @stream_rpc
+    async def StreamVideo(
+        self, request: image_pb2.StreamVideoRequest, request_id: str
+    ) -> AsyncIterator[image_pb2.StreamVideoResponse]:
+        engine_request = to_video_request(request, request_id)
+        async for load in self._loading(request.model):
+            yield image_pb2.StreamVideoResponse(model_load=load)
+        async with self._model(request.model) as engine:
+
+            async def produce() -> AsyncIterator[image_pb2.StreamVideoResponse]:
+                model = engine.served_id
+                events = engine.stream_video(engine_request)
+                with video_span("stream", engine_request) as on_result:
+                    async with aclosing(events):  # leaving early cancels it
+                        async for event in events:
+                            if isinstance(event, VideoResult):
+                                on_result(event)
+                                yield to_video_result_response(
+                                    event, model=model, request_id=request_id
+                                )
+                            else:
+                                progress = to_progress_response(event).progress
+                                yield image_pb2.StreamVideoResponse(progress=progress)
+
+            replies = self.cache.stream(
+                self.cache.form_key(
+                    "StreamVideo", engine.video_cache_form(engine_request)
+                ),
+                image_pb2.StreamVideoResponse,
+                request_id,
+                produce,
+                keep=lambda message: message.WhichOneof("event") == "result",
+            )
+            async with aclosing(replies):
+                async for reply in replies:
+                    yield reply
+
     def request_cost(self, rpc: str, request: Any) -> int:
-        """Pixel-steps a call asks for (the image budget's unit)."""
-        if rpc not in ("GenerateImage", "StreamImage"):
+        """Pixel-steps a call asks for (the image budget's unit): a clip
+        counts every generated frame."""
+        if rpc not in ("GenerateImage", "StreamImage", "GenerateVideo", "StreamVideo"):
             return 0
         engine = self.registry.current(request.model) or self.engine  # NOT_FOUND
         limits = engine.limits if engine is not None else None
         if limits is None:  # before the first load: the budget counts 0
             return 0
+        if rpc.endswith("Video"):
+            video = engine.video_limits
+            if video is None:  # refused as INVALID_ARGUMENT by the call itself
+                return 0
+            width = request.width or video.default_width
+            height = request.height or video.default_height
+            steps = request.steps or video.default_steps
+            return width * height * steps * (request.num_frames or video.default_frames)
         width = request.width or limits.default_width
         height = request.height or limits.default_height
         steps = request.steps or limits.default_steps

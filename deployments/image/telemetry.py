@@ -15,10 +15,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from deployments.engines.image.types import ImageRequest, ImageResult
+from deployments.engines.image.video.types import VideoRequest, VideoResult
 from deployments.spans import ending
 from observability import metrics, tracing
 
-__all__ = ["BatchSizes", "request_span", "watch_batches"]
+__all__ = ["BatchSizes", "request_span", "video_span", "watch_batches"]
 
 _REMEMBERED = 1024  # batch sizes kept for requests not yet finished
 
@@ -86,3 +87,32 @@ def request_span(
             batch = batch_sizes.pop(request.request_id)
             if batch is not None and span.is_recording():
                 span.set_attribute("maestro.image.batch_size", batch)
+
+
+@contextmanager
+def video_span(
+    op: str, request: VideoRequest
+) -> Iterator[Callable[[VideoResult], None]]:
+    """The request's `image.engine.video.<op>` span, with denoising and
+    encoding time apart; call the yielded with the result."""
+    span = tracing.start_span(
+        f"image.engine.video.{op}",
+        {"maestro.video.image_to_video": bool(request.init_image)},
+    )
+
+    def on_result(result: VideoResult) -> None:
+        if span.is_recording():
+            video = result.video
+            span.set_attributes(
+                {
+                    "maestro.video.size": f"{video.width}x{video.height}",
+                    "maestro.video.frames": video.num_frames,
+                    "maestro.video.fps": video.fps,
+                    "maestro.video.mime_type": video.mime_type,
+                    "maestro.video.denoise_seconds": result.denoise_seconds,
+                    "maestro.video.encode_seconds": result.encode_seconds,
+                }
+            )
+
+    with ending(span):
+        yield on_result

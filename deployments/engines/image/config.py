@@ -23,6 +23,8 @@ __all__ = [
     "MemoryConfig",
     "StyleConfig",
     "StyleLoraConfig",
+    "VideoConfig",
+    "VideoLimitsConfig",
 ]
 
 
@@ -191,6 +193,86 @@ class MemoryConfig(BaseModel):
     )
 
 
+class VideoLimitsConfig(BaseModel):
+    """Bounds of video requests (GenerateVideo / StreamVideo); ListModels
+    reports them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_size: int = Field(64, ge=8, description="Smallest frame width/height.")
+    max_size: int = Field(512, ge=8, description="Largest frame width/height.")
+    default_frames: int = Field(
+        16,
+        ge=1,
+        description="Text-to-video frames when unset (image-to-video: "
+        "the SVD UNet's own, e.g. 14 or 25).",
+    )
+    max_frames: int = Field(
+        32,
+        ge=1,
+        description="Most generated frames (AnimateDiff: also at most "
+        "its motion adapter's max sequence length).",
+    )
+    default_fps: int = Field(8, ge=1, description="Frames per second when unset.")
+    max_fps: int = Field(30, ge=1, description="Largest fps a request may ask.")
+    max_steps: int = Field(50, ge=1, description="Most denoising steps.")
+    default_steps: int = Field(25, ge=1, description="Steps when unset.")
+    max_interpolation: int = Field(
+        4, ge=1, description="Largest frame interpolation factor (1: none)."
+    )
+    max_total_pixels: int = Field(
+        512 * 512 * 64,
+        ge=64,
+        description="Bound on width x height x output frames (after "
+        "interpolation): the decoded clip's memory and the encoder's work.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> VideoLimitsConfig:
+        for low, high in (
+            ("min_size", "max_size"),
+            ("default_frames", "max_frames"),
+            ("default_fps", "max_fps"),
+            ("default_steps", "max_steps"),
+        ):
+            if getattr(self, low) > getattr(self, high):
+                raise ValueError(
+                    f"{low} {getattr(self, low)} > {high} {getattr(self, high)}"
+                )
+        return self
+
+
+class VideoConfig(BaseModel):
+    """Video on an image model: text-to-video with an AnimateDiff motion
+    adapter on its UNet, image-to-video with a Stable Video Diffusion pipeline."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    motion_adapter: str | None = Field(
+        None,
+        description="Folder or hub id of an AnimateDiff MotionAdapter for this "
+        "model's UNet (SD 1.x): text-to-video. The motion UNet is a copy of the "
+        "image UNet plus the adapter (the image UNet's memory again).",
+    )
+    image_to_video: str | None = Field(
+        None,
+        description="Folder or hub id of a Stable Video Diffusion pipeline: "
+        "image-to-video (requests with init_image).",
+    )
+    decode_chunk_size: int = Field(
+        8, ge=1, description="Frames the VAE decodes at once: lower, less memory."
+    )
+    limits: VideoLimitsConfig = Field(
+        default_factory=VideoLimitsConfig, description="Request bounds."
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> VideoConfig:
+        if self.motion_adapter is None and self.image_to_video is None:
+            raise ValueError("video: set motion_adapter, image_to_video or both")
+        return self
+
+
 class ImageEngineConfig(EngineConfig):
     """Engine settings, validated on start (a wrong key or value fails fast)."""
 
@@ -220,6 +302,9 @@ class ImageEngineConfig(EngineConfig):
     )
     limits: ImageLimitsConfig = Field(
         default_factory=ImageLimitsConfig, description="Request bounds."
+    )
+    video: VideoConfig | None = Field(
+        None, description="Text-to-video and image-to-video (GenerateVideo)."
     )
     batching: BatchingConfig = Field(
         default_factory=BatchingConfig,

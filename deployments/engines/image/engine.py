@@ -48,6 +48,7 @@ from deployments.engines.image.pipeline import (
     StepDone,
 )
 from deployments.engines.image.schedulers import (
+    build_scheduler,
     checkpoint_default,
     compatible_schedulers,
 )
@@ -64,8 +65,20 @@ from deployments.engines.image.types import (
     ImageResult,
     resolve,
 )
+from deployments.engines.image.video.encoding import encode_video
+from deployments.engines.image.video.interpolation import interpolate
+from deployments.engines.image.video.runner import VideoJob
+from deployments.engines.image.video.types import (
+    INTERPOLATIONS,
+    VIDEO_FORMATS,
+    EncodedVideo,
+    VideoLimits,
+    VideoRequest,
+    VideoResult,
+    resolve_video,
+)
 from deployments.engines.memory import module_bytes
-from deployments.errors import Cancelled, NotFound, Unavailable
+from deployments.errors import Cancelled, InvalidArgument, NotFound, Unavailable
 
 __all__ = [
     "ImageEngine",
@@ -74,6 +87,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ImageEvent = ImageProgress | ImageResult
+VideoEvent = ImageProgress | VideoResult
 
 
 class ImageEngine(Engine):
@@ -85,6 +99,7 @@ class ImageEngine(Engine):
     def __init__(self, config: ImageEngineConfig) -> None:
         super().__init__(config)
         self.limits: ImageLimits | None = None
+        self.video_limits: VideoLimits | None = None  # None: no video here
         self._engine_name = "diffusers"
         self.cancelled_requests = 0
         self._runner: PipelineRunner | None = None
@@ -133,6 +148,13 @@ class ImageEngine(Engine):
         self.device = device
         self._engine_name = f"diffusers {diffusers.__version__}"
         self.limits = limits
+        if runner.video is not None:
+            runner.video.use_text_scheduler(
+                build_scheduler(
+                    limits.default_scheduler, runner.text2img.scheduler.config
+                )
+            )
+            self.video_limits = runner.video.limits()
         self._runner = runner
 
     def _limits(self, pipe: Any, *, image_to_image: bool) -> ImageLimits:
@@ -237,12 +259,139 @@ class ImageEngine(Engine):
                 self.cancelled_requests += 1
                 self.batcher.discard(job)
 
+    async def generate_video(self, request: VideoRequest) -> VideoResult:
+        """The finished clip (no progress events are produced)."""
+        async with aclosing(self._video_events(request, want_progress=False)) as events:
+            async for event in events:
+                if isinstance(event, VideoResult):
+                    return event
+        raise Cancelled("video request ended without a result")  # pragma: no cover
+
+    def stream_video(self, request: VideoRequest) -> AsyncIterator[VideoEvent]:
+        """A progress event per denoising step (previews of a few frames
+        when asked), then the clip. Closing the iterator cancels the request:
+        it leaves the queue, or stops at the next step if it runs already."""
+        return self._video_events(request, want_progress=True)
+
+    async def _video_events(
+        self, request: VideoRequest, *, want_progress: bool
+    ) -> AsyncIterator[VideoEvent]:
+        if self._runner is None or self.limits is None:
+            raise Unavailable(f"image engine not ready: {self.status_message}")
+        video = self._runner.video
+        if video is None or self.video_limits is None:
+            raise InvalidArgument(
+                field="model",
+                value=self.served_id,
+                allowed="a model with video configured (ListModels limits `video`)",
+            )
+        job = await self._prepare_video(request, want_progress)
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[JobEvent] = asyncio.Queue()
+
+        def on_step(step: int, total: int, previews: list[Any]) -> None:
+            loop.call_soon_threadsafe(
+                events.put_nowait, StepDone(step, total, previews)
+            )
+
+        job.on_step, job.events = on_step, events
+
+        def run() -> None:  # on the worker, after the batches queued before it
+            try:
+                frames = video.run(job)
+            except Exception as exc:
+                logger.exception("video request failed")
+                loop.call_soon_threadsafe(events.put_nowait, JobFailed(exc))
+                return
+            if frames is not None:
+                loop.call_soon_threadsafe(events.put_nowait, PixelsReady(frames))
+
+        started = time.monotonic()
+        running = loop.run_in_executor(self._worker, run)
+        finished = False
+        try:
+            while True:
+                match await events.get():
+                    case JobFailed(error=error):
+                        finished = True
+                        raise error
+                    case PixelsReady(pixels=frames):
+                        finished = True
+                        denoised = time.monotonic() - started
+                        yield await asyncio.to_thread(
+                            self._encode_video, job, frames, denoised
+                        )
+                        return
+                    case StepDone(step=step, total=total, previews=previews):
+                        yield ImageProgress(
+                            step=step,
+                            total_steps=total,
+                            elapsed_seconds=time.monotonic() - job.submitted,
+                            previews=tuple(self._encode_previews(job, previews)),
+                        )
+        finally:
+            if not finished:
+                job.cancel()
+                running.cancel()  # still queued: never starts
+                self.cancelled_requests += 1
+
+    async def _prepare_video(
+        self, request: VideoRequest, want_progress: bool
+    ) -> VideoJob:
+        limits = self.video_limits
+        assert limits is not None
+        init = None
+        if request.init_image and limits.image_to_video:  # else refused
+            init = await asyncio.to_thread(
+                decode_image,
+                request.init_image,
+                field="init_image",
+                max_pixels=limits.max_size * limits.max_size,
+            )
+        resolved = resolve_video(
+            request, limits, init_size=None if init is None else init.size
+        )
+        size = (resolved.width, resolved.height)
+        if init is not None and init.size != size:
+            init = init.resize(size)
+        seed = resolved.seed
+        if seed is None:
+            seed = secrets.randbelow(2**31)
+        return VideoJob(
+            request=resolved, seed=seed, init_image=init, want_progress=want_progress
+        )
+
+    def _encode_video(
+        self, job: VideoJob, frames: Any, denoise_seconds: float
+    ) -> VideoResult:
+        r = job.request
+        start = time.monotonic()
+        frames = interpolate(frames, r.interpolation_factor, r.interpolation)
+        data, mime = encode_video(
+            frames, r.format, r.fps * r.interpolation_factor, r.quality
+        )
+        return VideoResult(
+            video=EncodedVideo(
+                data=data,
+                mime_type=mime,
+                width=r.width,
+                height=r.height,
+                num_frames=len(frames),
+                fps=r.fps * r.interpolation_factor,
+                seed=job.seed,
+            ),
+            denoise_seconds=denoise_seconds,
+            encode_seconds=time.monotonic() - start,
+        )
+
     def memory_bytes(self) -> int | None:
         if self._runner is None:
             return None
         pipe = self._runner.text2img  # img2img shares its components
+        video = self._runner.video
         return module_bytes(
-            c for c in pipe.components.values() if hasattr(c, "parameters")
+            [c for c in pipe.components.values() if hasattr(c, "parameters")]
+            + ([] if video is None else video.modules())
         )
 
     @property
@@ -390,6 +539,7 @@ class ImageEngine(Engine):
             "ip_adapter": _ip_adapter_info(lim.ip_adapter),
             "max_batch_size": str(batching.max_batch_size),
             "max_wait_ms": f"{batching.max_wait_ms:g}",
+            **_video_info(self.video_limits),
         }
 
     def cache_form(self, request: ImageRequest) -> dict[str, Any] | None:
@@ -403,6 +553,15 @@ class ImageEngine(Engine):
         form = replace(request, request_id="", preview_every=0)
         return self._identified(form, tuple(lora.name for lora in request.loras))
 
+    def video_cache_form(self, request: VideoRequest) -> dict[str, Any] | None:
+        """As `cache_form`, for seeded video requests (None: not cached)."""
+        if self.video_limits is None or request.seed is None:
+            return None
+        if not request.init_image:
+            request = resolve_video(request, self.video_limits)
+        form = replace(request, request_id="", preview_every=0)
+        return self._identified(form)
+
     def stats(self) -> dict[str, str]:
         """Live counters for ListModels."""
         s = self.batcher.stats
@@ -414,6 +573,33 @@ class ImageEngine(Engine):
             "batch_sizes": s.summary(),
             "cancelled_requests": str(self.cancelled_requests),
         }
+
+
+def _video_info(lim: VideoLimits | None) -> dict[str, str]:
+    """The video limits ListModels reports (`video: none` without video)."""
+    if lim is None:
+        return {"video": "none"}
+    modes = [
+        name
+        for name, on in (
+            ("text-to-video (AnimateDiff)", lim.text_to_video),
+            ("image-to-video (Stable Video Diffusion, init_image)", lim.image_to_video),
+        )
+        if on
+    ]
+    size = f"multiple of 8 in {lim.min_size}..{lim.max_size}"
+    return {
+        "video": ", ".join(modes),
+        "video_size": f"{size}, default {lim.default_width}x{lim.default_height}",
+        "video_frames": f"2..{lim.max_frames} (default {lim.default_frames}; "
+        f"image-to-video {lim.image_to_video_frames})",
+        "video_fps": f"1..{lim.max_fps} (default {lim.default_fps})",
+        "video_steps": f"1..{lim.max_steps} (default {lim.default_steps})",
+        "video_formats": ", ".join(VIDEO_FORMATS),
+        "video_interpolation": f"factor 1..{lim.max_interpolation}: "
+        + ", ".join(INTERPOLATIONS),
+        "video_max_total_pixels": str(lim.max_total_pixels),
+    }
 
 
 def _ip_adapter_info(loaded: bool) -> str:

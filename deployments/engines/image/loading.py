@@ -15,6 +15,7 @@ from typing import Any
 from deployments.engines.image.config import ImageEngineConfig
 from deployments.engines.image.pipeline import PipelineRunner
 from deployments.engines.image.types import SIZE_MULTIPLE
+from deployments.engines.image.video.runner import load_video_runner
 
 __all__ = ["geometry", "load_runner"]
 
@@ -29,6 +30,8 @@ def load_runner(c: ImageEngineConfig, device: str, dtype: Any) -> PipelineRunner
         c.model, dtype=dtype, variant=c.variant, **_absent_components(c.model)
     )
     text2img.set_progress_bar_config(disable=True)
+    # Before offload, LoRAs and an IP-Adapter: the motion UNet copies the UNet.
+    video = None if c.video is None else load_video_runner(c, text2img, device, dtype)
     if c.memory.cpu_offload and device == "cuda":
         text2img.enable_model_cpu_offload()
     else:
@@ -42,6 +45,7 @@ def load_runner(c: ImageEngineConfig, device: str, dtype: Any) -> PipelineRunner
     if c.ip_adapter is not None:  # before img2img: it shares the encoder too
         _load_ip_adapter(text2img, c)
     runner = PipelineRunner(text2img, _image_to_image(text2img, c.model), device=device)
+    runner.video = video
     _load_loras(runner, c)
     _load_controlnets(runner, c, device, dtype)
     return runner

@@ -170,6 +170,7 @@ class PipelineRunner:
         unet = getattr(text2img, "unet", None)  # None for DiTs (SD3)
         self.ip_adapter = getattr(unet, "encoder_hid_proj", None) is not None
         self._blank = None
+        self.video: Any = None  # a video.runner.VideoRunner when configured
         self._control_pipes: dict[tuple[str, ...], Any] = {}
         self._rgb = latent_rgb(text2img)
         for pipe in (text2img, img2img):

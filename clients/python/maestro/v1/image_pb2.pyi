@@ -41,6 +41,31 @@ IMAGE_FORMAT_JPEG: ImageFormat.ValueType  # 2
 IMAGE_FORMAT_WEBP: ImageFormat.ValueType  # 3
 Global___ImageFormat: _TypeAlias = ImageFormat  # noqa: Y015
 
+class _VideoFormat:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _VideoFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_VideoFormat.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    VIDEO_FORMAT_UNSPECIFIED: _VideoFormat.ValueType  # 0
+    """MP4 (H.264, yuv420p)."""
+    VIDEO_FORMAT_MP4: _VideoFormat.ValueType  # 1
+    VIDEO_FORMAT_WEBP: _VideoFormat.ValueType  # 2
+    """Animated WebP."""
+    VIDEO_FORMAT_GIF: _VideoFormat.ValueType  # 3
+    """Animated GIF (256 colours a frame)."""
+
+class VideoFormat(_VideoFormat, metaclass=_VideoFormatEnumTypeWrapper): ...
+
+VIDEO_FORMAT_UNSPECIFIED: VideoFormat.ValueType  # 0
+"""MP4 (H.264, yuv420p)."""
+VIDEO_FORMAT_MP4: VideoFormat.ValueType  # 1
+VIDEO_FORMAT_WEBP: VideoFormat.ValueType  # 2
+"""Animated WebP."""
+VIDEO_FORMAT_GIF: VideoFormat.ValueType  # 3
+"""Animated GIF (256 colours a frame)."""
+Global___VideoFormat: _TypeAlias = VideoFormat  # noqa: Y015
+
 @_typing.final
 class LoraWeight(_message.Message):
     """A LoRA adapter declared in the server config, applied with a weight."""
@@ -467,3 +492,303 @@ class StreamImageResponse(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
 Global___StreamImageResponse: _TypeAlias = StreamImageResponse  # noqa: Y015
+
+@_typing.final
+class GenerateVideoRequest(_message.Message):
+    """Zero or unset fields take the server's defaults (see ListModels limits
+    `video_*`). Without init_image: text-to-video from the prompt; with it:
+    image-to-video, steered by the image alone (prompt and negative_prompt
+    must be empty).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    PROMPT_FIELD_NUMBER: _builtins.int
+    NEGATIVE_PROMPT_FIELD_NUMBER: _builtins.int
+    WIDTH_FIELD_NUMBER: _builtins.int
+    HEIGHT_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    GUIDANCE_SCALE_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    NUM_FRAMES_FIELD_NUMBER: _builtins.int
+    FPS_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    QUALITY_FIELD_NUMBER: _builtins.int
+    INIT_IMAGE_FIELD_NUMBER: _builtins.int
+    MOTION_BUCKET_ID_FIELD_NUMBER: _builtins.int
+    NOISE_AUG_STRENGTH_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    INTERPOLATION_FACTOR_FIELD_NUMBER: _builtins.int
+    INTERPOLATION_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    prompt: _builtins.str
+    negative_prompt: _builtins.str
+    width: _builtins.int
+    """Multiples of 8 within the configured bounds; image-to-video: unset keeps
+    the init image's size.
+    """
+    height: _builtins.int
+    steps: _builtins.int
+    """Denoising steps, 1..configured maximum."""
+    guidance_scale: _builtins.float
+    """Text-to-video: classifier-free guidance (default 7.5). Image-to-video:
+    SVD's max_guidance_scale, reached at the last frame (default 3).
+    """
+    seed: _builtins.int
+    num_frames: _builtins.int
+    """Generated frames, 2..configured maximum."""
+    fps: _builtins.int
+    """Frames per second of the file (before interpolation); image-to-video
+    also conditions the model on it.
+    """
+    format: Global___VideoFormat.ValueType
+    quality: _builtins.int
+    """MP4 (x264 CRF) and WebP quality 1..100; unset: 60."""
+    init_image: _builtins.bytes
+    """Image-to-video: an encoded image (PNG, JPEG, WebP), the first frame."""
+    motion_bucket_id: _builtins.int
+    """Image-to-video: SVD's motion amount 0..255 (unset: 127) and the noise
+    added to the init image 0..1 (unset: 0.02).
+    """
+    noise_aug_strength: _builtins.float
+    request_id: _builtins.str
+    interpolation_factor: _builtins.int
+    """Frame interpolation: factor k puts k - 1 frames between each generated
+    pair and plays at fps x k; 0 or 1: none.
+    """
+    interpolation: _builtins.str
+    """How: "flow" (optical flow, the default) or "blend" (cross-fade)."""
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        prompt: _builtins.str = ...,
+        negative_prompt: _builtins.str = ...,
+        width: _builtins.int = ...,
+        height: _builtins.int = ...,
+        steps: _builtins.int = ...,
+        guidance_scale: _builtins.float | None = ...,
+        seed: _builtins.int | None = ...,
+        num_frames: _builtins.int = ...,
+        fps: _builtins.int = ...,
+        format: Global___VideoFormat.ValueType = ...,
+        quality: _builtins.int = ...,
+        init_image: _builtins.bytes = ...,
+        motion_bucket_id: _builtins.int | None = ...,
+        noise_aug_strength: _builtins.float | None = ...,
+        request_id: _builtins.str = ...,
+        interpolation_factor: _builtins.int = ...,
+        interpolation: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_motion_bucket_id", b"_motion_bucket_id", "_noise_aug_strength", b"_noise_aug_strength", "_seed", b"_seed", "guidance_scale", b"guidance_scale", "motion_bucket_id", b"motion_bucket_id", "noise_aug_strength", b"noise_aug_strength", "seed", b"seed"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_motion_bucket_id", b"_motion_bucket_id", "_noise_aug_strength", b"_noise_aug_strength", "_seed", b"_seed", "format", b"format", "fps", b"fps", "guidance_scale", b"guidance_scale", "height", b"height", "init_image", b"init_image", "interpolation", b"interpolation", "interpolation_factor", b"interpolation_factor", "model", b"model", "motion_bucket_id", b"motion_bucket_id", "negative_prompt", b"negative_prompt", "noise_aug_strength", b"noise_aug_strength", "num_frames", b"num_frames", "prompt", b"prompt", "quality", b"quality", "request_id", b"request_id", "seed", b"seed", "steps", b"steps", "width", b"width"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__guidance_scale: _TypeAlias = _typing.Literal["guidance_scale"]  # noqa: Y015
+    _WhichOneofArgType__guidance_scale: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale"]  # noqa: Y015
+    _WhichOneofReturnType__motion_bucket_id: _TypeAlias = _typing.Literal["motion_bucket_id"]  # noqa: Y015
+    _WhichOneofArgType__motion_bucket_id: _TypeAlias = _typing.Literal["_motion_bucket_id", b"_motion_bucket_id"]  # noqa: Y015
+    _WhichOneofReturnType__noise_aug_strength: _TypeAlias = _typing.Literal["noise_aug_strength"]  # noqa: Y015
+    _WhichOneofArgType__noise_aug_strength: _TypeAlias = _typing.Literal["_noise_aug_strength", b"_noise_aug_strength"]  # noqa: Y015
+    _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
+    _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__guidance_scale) -> _WhichOneofReturnType__guidance_scale | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__motion_bucket_id) -> _WhichOneofReturnType__motion_bucket_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__noise_aug_strength) -> _WhichOneofReturnType__noise_aug_strength | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__seed) -> _WhichOneofReturnType__seed | None: ...
+
+Global___GenerateVideoRequest: _TypeAlias = GenerateVideoRequest  # noqa: Y015
+
+@_typing.final
+class Video(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    MIME_TYPE_FIELD_NUMBER: _builtins.int
+    WIDTH_FIELD_NUMBER: _builtins.int
+    HEIGHT_FIELD_NUMBER: _builtins.int
+    NUM_FRAMES_FIELD_NUMBER: _builtins.int
+    FPS_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    mime_type: _builtins.str
+    width: _builtins.int
+    height: _builtins.int
+    num_frames: _builtins.int
+    """Frames and fps of the file (after interpolation)."""
+    fps: _builtins.int
+    seed: _builtins.int
+    def __init__(
+        self,
+        *,
+        data: _builtins.bytes = ...,
+        mime_type: _builtins.str = ...,
+        width: _builtins.int = ...,
+        height: _builtins.int = ...,
+        num_frames: _builtins.int = ...,
+        fps: _builtins.int = ...,
+        seed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "fps", b"fps", "height", b"height", "mime_type", b"mime_type", "num_frames", b"num_frames", "seed", b"seed", "width", b"width"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Video: _TypeAlias = Video  # noqa: Y015
+
+@_typing.final
+class GenerateVideoResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VIDEO_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    request_id: _builtins.str
+    @_builtins.property
+    def video(self) -> Global___Video: ...
+    def __init__(
+        self,
+        *,
+        video: Global___Video | None = ...,
+        model: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["video", b"video"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "request_id", b"request_id", "video", b"video"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GenerateVideoResponse: _TypeAlias = GenerateVideoResponse  # noqa: Y015
+
+@_typing.final
+class StreamVideoRequest(_message.Message):
+    """Same fields as GenerateVideoRequest, plus preview cadence."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    PROMPT_FIELD_NUMBER: _builtins.int
+    NEGATIVE_PROMPT_FIELD_NUMBER: _builtins.int
+    WIDTH_FIELD_NUMBER: _builtins.int
+    HEIGHT_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    GUIDANCE_SCALE_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    NUM_FRAMES_FIELD_NUMBER: _builtins.int
+    FPS_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    QUALITY_FIELD_NUMBER: _builtins.int
+    INIT_IMAGE_FIELD_NUMBER: _builtins.int
+    MOTION_BUCKET_ID_FIELD_NUMBER: _builtins.int
+    NOISE_AUG_STRENGTH_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PREVIEW_EVERY_FIELD_NUMBER: _builtins.int
+    INTERPOLATION_FACTOR_FIELD_NUMBER: _builtins.int
+    INTERPOLATION_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    prompt: _builtins.str
+    negative_prompt: _builtins.str
+    width: _builtins.int
+    height: _builtins.int
+    steps: _builtins.int
+    guidance_scale: _builtins.float
+    seed: _builtins.int
+    num_frames: _builtins.int
+    fps: _builtins.int
+    format: Global___VideoFormat.ValueType
+    quality: _builtins.int
+    init_image: _builtins.bytes
+    motion_bucket_id: _builtins.int
+    noise_aug_strength: _builtins.float
+    request_id: _builtins.str
+    preview_every: _builtins.int
+    """Send low-resolution previews of up to 4 evenly spaced frames every N
+    steps (in ImageProgress.previews); 0 sends none.
+    """
+    interpolation_factor: _builtins.int
+    interpolation: _builtins.str
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        prompt: _builtins.str = ...,
+        negative_prompt: _builtins.str = ...,
+        width: _builtins.int = ...,
+        height: _builtins.int = ...,
+        steps: _builtins.int = ...,
+        guidance_scale: _builtins.float | None = ...,
+        seed: _builtins.int | None = ...,
+        num_frames: _builtins.int = ...,
+        fps: _builtins.int = ...,
+        format: Global___VideoFormat.ValueType = ...,
+        quality: _builtins.int = ...,
+        init_image: _builtins.bytes = ...,
+        motion_bucket_id: _builtins.int | None = ...,
+        noise_aug_strength: _builtins.float | None = ...,
+        request_id: _builtins.str = ...,
+        preview_every: _builtins.int = ...,
+        interpolation_factor: _builtins.int = ...,
+        interpolation: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_motion_bucket_id", b"_motion_bucket_id", "_noise_aug_strength", b"_noise_aug_strength", "_seed", b"_seed", "guidance_scale", b"guidance_scale", "motion_bucket_id", b"motion_bucket_id", "noise_aug_strength", b"noise_aug_strength", "seed", b"seed"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_motion_bucket_id", b"_motion_bucket_id", "_noise_aug_strength", b"_noise_aug_strength", "_seed", b"_seed", "format", b"format", "fps", b"fps", "guidance_scale", b"guidance_scale", "height", b"height", "init_image", b"init_image", "interpolation", b"interpolation", "interpolation_factor", b"interpolation_factor", "model", b"model", "motion_bucket_id", b"motion_bucket_id", "negative_prompt", b"negative_prompt", "noise_aug_strength", b"noise_aug_strength", "num_frames", b"num_frames", "preview_every", b"preview_every", "prompt", b"prompt", "quality", b"quality", "request_id", b"request_id", "seed", b"seed", "steps", b"steps", "width", b"width"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__guidance_scale: _TypeAlias = _typing.Literal["guidance_scale"]  # noqa: Y015
+    _WhichOneofArgType__guidance_scale: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale"]  # noqa: Y015
+    _WhichOneofReturnType__motion_bucket_id: _TypeAlias = _typing.Literal["motion_bucket_id"]  # noqa: Y015
+    _WhichOneofArgType__motion_bucket_id: _TypeAlias = _typing.Literal["_motion_bucket_id", b"_motion_bucket_id"]  # noqa: Y015
+    _WhichOneofReturnType__noise_aug_strength: _TypeAlias = _typing.Literal["noise_aug_strength"]  # noqa: Y015
+    _WhichOneofArgType__noise_aug_strength: _TypeAlias = _typing.Literal["_noise_aug_strength", b"_noise_aug_strength"]  # noqa: Y015
+    _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
+    _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__guidance_scale) -> _WhichOneofReturnType__guidance_scale | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__motion_bucket_id) -> _WhichOneofReturnType__motion_bucket_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__noise_aug_strength) -> _WhichOneofReturnType__noise_aug_strength | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__seed) -> _WhichOneofReturnType__seed | None: ...
+
+Global___StreamVideoRequest: _TypeAlias = StreamVideoRequest  # noqa: Y015
+
+@_typing.final
+class StreamVideoResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    MODEL_LOAD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def progress(self) -> Global___ImageProgress: ...
+    @_builtins.property
+    def result(self) -> Global___GenerateVideoResponse: ...
+    @_builtins.property
+    def model_load(self) -> _models_pb2.ModelLoad:
+        """While the model loads; see ModelLoad."""
+
+    def __init__(
+        self,
+        *,
+        progress: Global___ImageProgress | None = ...,
+        result: Global___GenerateVideoResponse | None = ...,
+        model_load: _models_pb2.ModelLoad | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "model_load", b"model_load", "progress", b"progress", "result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "model_load", b"model_load", "progress", b"progress", "result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["progress", "result", "model_load"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___StreamVideoResponse: _TypeAlias = StreamVideoResponse  # noqa: Y015

@@ -46,6 +46,16 @@ class ImageServiceStub:
                 request_serializer=maestro_dot_v1_dot_image__pb2.StreamImageRequest.SerializeToString,
                 response_deserializer=maestro_dot_v1_dot_image__pb2.StreamImageResponse.FromString,
                 _registered_method=True)
+        self.GenerateVideo = channel.unary_unary(
+                '/maestro.v1.ImageService/GenerateVideo',
+                request_serializer=maestro_dot_v1_dot_image__pb2.GenerateVideoRequest.SerializeToString,
+                response_deserializer=maestro_dot_v1_dot_image__pb2.GenerateVideoResponse.FromString,
+                _registered_method=True)
+        self.StreamVideo = channel.unary_stream(
+                '/maestro.v1.ImageService/StreamVideo',
+                request_serializer=maestro_dot_v1_dot_image__pb2.StreamVideoRequest.SerializeToString,
+                response_deserializer=maestro_dot_v1_dot_image__pb2.StreamVideoResponse.FromString,
+                _registered_method=True)
 
 
 class ImageServiceServicer:
@@ -68,6 +78,23 @@ class ImageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GenerateVideo(self, request, context):
+        """Text-to-video (AnimateDiff) or, with init_image, image-to-video (Stable
+        Video Diffusion) on a model with video configured (ListModels limits
+        `video`); returns the encoded clip.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamVideo(self, request, context):
+        """Streams a progress event per denoising step (optionally with preview
+        frames), then the clip. Cancelling stops the clip at the next step.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ImageServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -80,6 +107,16 @@ def add_ImageServiceServicer_to_server(servicer, server):
                     servicer.StreamImage,
                     request_deserializer=maestro_dot_v1_dot_image__pb2.StreamImageRequest.FromString,
                     response_serializer=maestro_dot_v1_dot_image__pb2.StreamImageResponse.SerializeToString,
+            ),
+            'GenerateVideo': grpc.unary_unary_rpc_method_handler(
+                    servicer.GenerateVideo,
+                    request_deserializer=maestro_dot_v1_dot_image__pb2.GenerateVideoRequest.FromString,
+                    response_serializer=maestro_dot_v1_dot_image__pb2.GenerateVideoResponse.SerializeToString,
+            ),
+            'StreamVideo': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamVideo,
+                    request_deserializer=maestro_dot_v1_dot_image__pb2.StreamVideoRequest.FromString,
+                    response_serializer=maestro_dot_v1_dot_image__pb2.StreamVideoResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -138,6 +175,60 @@ class ImageService:
             '/maestro.v1.ImageService/StreamImage',
             maestro_dot_v1_dot_image__pb2.StreamImageRequest.SerializeToString,
             maestro_dot_v1_dot_image__pb2.StreamImageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GenerateVideo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/maestro.v1.ImageService/GenerateVideo',
+            maestro_dot_v1_dot_image__pb2.GenerateVideoRequest.SerializeToString,
+            maestro_dot_v1_dot_image__pb2.GenerateVideoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamVideo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/maestro.v1.ImageService/StreamVideo',
+            maestro_dot_v1_dot_image__pb2.StreamVideoRequest.SerializeToString,
+            maestro_dot_v1_dot_image__pb2.StreamVideoResponse.FromString,
             options,
             channel_credentials,
             insecure,

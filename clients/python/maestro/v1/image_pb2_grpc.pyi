@@ -41,6 +41,15 @@ class ImageServiceStub:
     """Streams a progress event per denoising step (optionally with a preview),
     then the images.
     """
+    GenerateVideo: _grpc.UnaryUnaryMultiCallable[_image_pb2.GenerateVideoRequest, _image_pb2.GenerateVideoResponse]
+    """Text-to-video (AnimateDiff) or, with init_image, image-to-video (Stable
+    Video Diffusion) on a model with video configured (ListModels limits
+    `video`); returns the encoded clip.
+    """
+    StreamVideo: _grpc.UnaryStreamMultiCallable[_image_pb2.StreamVideoRequest, _image_pb2.StreamVideoResponse]
+    """Streams a progress event per denoising step (optionally with preview
+    frames), then the clip. Cancelling stops the clip at the next step.
+    """
 
 @_typing.type_check_only
 class ImageServiceAsyncStub(ImageServiceStub):
@@ -54,6 +63,15 @@ class ImageServiceAsyncStub(ImageServiceStub):
     StreamImage: _aio.UnaryStreamMultiCallable[_image_pb2.StreamImageRequest, _image_pb2.StreamImageResponse]  # type: ignore[assignment]
     """Streams a progress event per denoising step (optionally with a preview),
     then the images.
+    """
+    GenerateVideo: _aio.UnaryUnaryMultiCallable[_image_pb2.GenerateVideoRequest, _image_pb2.GenerateVideoResponse]  # type: ignore[assignment]
+    """Text-to-video (AnimateDiff) or, with init_image, image-to-video (Stable
+    Video Diffusion) on a model with video configured (ListModels limits
+    `video`); returns the encoded clip.
+    """
+    StreamVideo: _aio.UnaryStreamMultiCallable[_image_pb2.StreamVideoRequest, _image_pb2.StreamVideoResponse]  # type: ignore[assignment]
+    """Streams a progress event per denoising step (optionally with preview
+    frames), then the clip. Cancelling stops the clip at the next step.
     """
 
 class ImageServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -77,6 +95,27 @@ class ImageServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_image_pb2.StreamImageResponse], _abc.AsyncIterator[_image_pb2.StreamImageResponse]]:
         """Streams a progress event per denoising step (optionally with a preview),
         then the images.
+        """
+
+    @_abc_1.abstractmethod
+    def GenerateVideo(
+        self,
+        request: _image_pb2.GenerateVideoRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_image_pb2.GenerateVideoResponse, _abc.Awaitable[_image_pb2.GenerateVideoResponse]]:
+        """Text-to-video (AnimateDiff) or, with init_image, image-to-video (Stable
+        Video Diffusion) on a model with video configured (ListModels limits
+        `video`); returns the encoded clip.
+        """
+
+    @_abc_1.abstractmethod
+    def StreamVideo(
+        self,
+        request: _image_pb2.StreamVideoRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_image_pb2.StreamVideoResponse], _abc.AsyncIterator[_image_pb2.StreamVideoResponse]]:
+        """Streams a progress event per denoising step (optionally with preview
+        frames), then the clip. Cancelling stops the clip at the next step.
         """
 
 def add_ImageServiceServicer_to_server(servicer: ImageServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

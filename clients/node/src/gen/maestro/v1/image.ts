@@ -72,6 +72,54 @@ export function imageFormatToJSON(object: ImageFormat): string {
   }
 }
 
+export enum VideoFormat {
+  /** VIDEO_FORMAT_UNSPECIFIED - MP4 (H.264, yuv420p). */
+  VIDEO_FORMAT_UNSPECIFIED = 0,
+  VIDEO_FORMAT_MP4 = 1,
+  /** VIDEO_FORMAT_WEBP - Animated WebP. */
+  VIDEO_FORMAT_WEBP = 2,
+  /** VIDEO_FORMAT_GIF - Animated GIF (256 colours a frame). */
+  VIDEO_FORMAT_GIF = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function videoFormatFromJSON(object: any): VideoFormat {
+  switch (object) {
+    case 0:
+    case "VIDEO_FORMAT_UNSPECIFIED":
+      return VideoFormat.VIDEO_FORMAT_UNSPECIFIED;
+    case 1:
+    case "VIDEO_FORMAT_MP4":
+      return VideoFormat.VIDEO_FORMAT_MP4;
+    case 2:
+    case "VIDEO_FORMAT_WEBP":
+      return VideoFormat.VIDEO_FORMAT_WEBP;
+    case 3:
+    case "VIDEO_FORMAT_GIF":
+      return VideoFormat.VIDEO_FORMAT_GIF;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return VideoFormat.UNRECOGNIZED;
+  }
+}
+
+export function videoFormatToJSON(object: VideoFormat): string {
+  switch (object) {
+    case VideoFormat.VIDEO_FORMAT_UNSPECIFIED:
+      return "VIDEO_FORMAT_UNSPECIFIED";
+    case VideoFormat.VIDEO_FORMAT_MP4:
+      return "VIDEO_FORMAT_MP4";
+    case VideoFormat.VIDEO_FORMAT_WEBP:
+      return "VIDEO_FORMAT_WEBP";
+    case VideoFormat.VIDEO_FORMAT_GIF:
+      return "VIDEO_FORMAT_GIF";
+    case VideoFormat.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** A LoRA adapter declared in the server config, applied with a weight. */
 export interface LoraWeight {
   name: string;
@@ -215,6 +263,110 @@ export interface ImageProgress {
 
 export interface StreamImageResponse {
   event: { $case: "progress"; value: ImageProgress } | { $case: "result"; value: GenerateImageResponse } | //
+  /** While the model loads; see ModelLoad. */
+  { $case: "modelLoad"; value: ModelLoad } | undefined;
+}
+
+/**
+ * Zero or unset fields take the server's defaults (see ListModels limits
+ * `video_*`). Without init_image: text-to-video from the prompt; with it:
+ * image-to-video, steered by the image alone (prompt and negative_prompt
+ * must be empty).
+ */
+export interface GenerateVideoRequest {
+  model: string;
+  prompt: string;
+  negativePrompt: string;
+  /**
+   * Multiples of 8 within the configured bounds; image-to-video: unset keeps
+   * the init image's size.
+   */
+  width: number;
+  height: number;
+  /** Denoising steps, 1..configured maximum. */
+  steps: number;
+  /**
+   * Text-to-video: classifier-free guidance (default 7.5). Image-to-video:
+   * SVD's max_guidance_scale, reached at the last frame (default 3).
+   */
+  guidanceScale?: number | undefined;
+  seed?:
+    | bigint
+    | undefined;
+  /** Generated frames, 2..configured maximum. */
+  numFrames: number;
+  /**
+   * Frames per second of the file (before interpolation); image-to-video
+   * also conditions the model on it.
+   */
+  fps: number;
+  format: VideoFormat;
+  /** MP4 (x264 CRF) and WebP quality 1..100; unset: 60. */
+  quality: number;
+  /** Image-to-video: an encoded image (PNG, JPEG, WebP), the first frame. */
+  initImage: Buffer;
+  /**
+   * Image-to-video: SVD's motion amount 0..255 (unset: 127) and the noise
+   * added to the init image 0..1 (unset: 0.02).
+   */
+  motionBucketId?: number | undefined;
+  noiseAugStrength?: number | undefined;
+  requestId: string;
+  /**
+   * Frame interpolation: factor k puts k - 1 frames between each generated
+   * pair and plays at fps x k; 0 or 1: none.
+   */
+  interpolationFactor: number;
+  /** How: "flow" (optical flow, the default) or "blend" (cross-fade). */
+  interpolation: string;
+}
+
+export interface Video {
+  data: Buffer;
+  mimeType: string;
+  width: number;
+  height: number;
+  /** Frames and fps of the file (after interpolation). */
+  numFrames: number;
+  fps: number;
+  seed: bigint;
+}
+
+export interface GenerateVideoResponse {
+  video: Video | undefined;
+  model: string;
+  requestId: string;
+}
+
+/** Same fields as GenerateVideoRequest, plus preview cadence. */
+export interface StreamVideoRequest {
+  model: string;
+  prompt: string;
+  negativePrompt: string;
+  width: number;
+  height: number;
+  steps: number;
+  guidanceScale?: number | undefined;
+  seed?: bigint | undefined;
+  numFrames: number;
+  fps: number;
+  format: VideoFormat;
+  quality: number;
+  initImage: Buffer;
+  motionBucketId?: number | undefined;
+  noiseAugStrength?: number | undefined;
+  requestId: string;
+  /**
+   * Send low-resolution previews of up to 4 evenly spaced frames every N
+   * steps (in ImageProgress.previews); 0 sends none.
+   */
+  previewEvery: number;
+  interpolationFactor: number;
+  interpolation: string;
+}
+
+export interface StreamVideoResponse {
+  event: { $case: "progress"; value: ImageProgress } | { $case: "result"; value: GenerateVideoResponse } | //
   /** While the model loads; see ModelLoad. */
   { $case: "modelLoad"; value: ModelLoad } | undefined;
 }
@@ -1858,6 +2010,1222 @@ export const StreamImageResponse: MessageFns<StreamImageResponse> = {
   },
 };
 
+function createBaseGenerateVideoRequest(): GenerateVideoRequest {
+  return {
+    model: "",
+    prompt: "",
+    negativePrompt: "",
+    width: 0,
+    height: 0,
+    steps: 0,
+    guidanceScale: undefined,
+    seed: undefined,
+    numFrames: 0,
+    fps: 0,
+    format: 0,
+    quality: 0,
+    initImage: Buffer.alloc(0),
+    motionBucketId: undefined,
+    noiseAugStrength: undefined,
+    requestId: "",
+    interpolationFactor: 0,
+    interpolation: "",
+  };
+}
+
+export const GenerateVideoRequest: MessageFns<GenerateVideoRequest> = {
+  encode(message: GenerateVideoRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.model !== "") {
+      writer.uint32(10).string(message.model);
+    }
+    if (message.prompt !== "") {
+      writer.uint32(18).string(message.prompt);
+    }
+    if (message.negativePrompt !== "") {
+      writer.uint32(26).string(message.negativePrompt);
+    }
+    if (message.width !== 0) {
+      writer.uint32(32).int32(message.width);
+    }
+    if (message.height !== 0) {
+      writer.uint32(40).int32(message.height);
+    }
+    if (message.steps !== 0) {
+      writer.uint32(48).int32(message.steps);
+    }
+    if (message.guidanceScale !== undefined) {
+      writer.uint32(61).float(message.guidanceScale);
+    }
+    if (message.seed !== undefined) {
+      if (BigInt.asIntN(64, message.seed) !== message.seed) {
+        throw new globalThis.Error("value provided for field message.seed of type int64 too large");
+      }
+      writer.uint32(64).int64(message.seed);
+    }
+    if (message.numFrames !== 0) {
+      writer.uint32(72).int32(message.numFrames);
+    }
+    if (message.fps !== 0) {
+      writer.uint32(80).int32(message.fps);
+    }
+    if (message.format !== 0) {
+      writer.uint32(88).int32(message.format);
+    }
+    if (message.quality !== 0) {
+      writer.uint32(96).int32(message.quality);
+    }
+    if (message.initImage.length !== 0) {
+      writer.uint32(106).bytes(message.initImage);
+    }
+    if (message.motionBucketId !== undefined) {
+      writer.uint32(112).int32(message.motionBucketId);
+    }
+    if (message.noiseAugStrength !== undefined) {
+      writer.uint32(125).float(message.noiseAugStrength);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(130).string(message.requestId);
+    }
+    if (message.interpolationFactor !== 0) {
+      writer.uint32(144).int32(message.interpolationFactor);
+    }
+    if (message.interpolation !== "") {
+      writer.uint32(154).string(message.interpolation);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GenerateVideoRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGenerateVideoRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.prompt = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.negativePrompt = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.width = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.height = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.steps = reader.int32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 61) {
+              break;
+            }
+
+            message.guidanceScale = reader.float();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.seed = reader.int64() as bigint;
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.numFrames = reader.int32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.fps = reader.int32();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.format = reader.int32() as any;
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.quality = reader.int32();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.initImage = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.motionBucketId = reader.int32();
+            continue;
+          }
+          case 15: {
+            if (tag !== 125) {
+              break;
+            }
+
+            message.noiseAugStrength = reader.float();
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.interpolationFactor = reader.int32();
+            continue;
+          }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.interpolation = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GenerateVideoRequest {
+    return {
+      model: isSet(object.model) ? globalThis.String(object.model) : "",
+      prompt: isSet(object.prompt) ? globalThis.String(object.prompt) : "",
+      negativePrompt: isSet(object.negativePrompt)
+        ? globalThis.String(object.negativePrompt)
+        : isSet(object.negative_prompt)
+        ? globalThis.String(object.negative_prompt)
+        : "",
+      width: isSet(object.width) ? globalThis.Number(object.width) : 0,
+      height: isSet(object.height) ? globalThis.Number(object.height) : 0,
+      steps: isSet(object.steps) ? globalThis.Number(object.steps) : 0,
+      guidanceScale: isSet(object.guidanceScale)
+        ? globalThis.Number(object.guidanceScale)
+        : isSet(object.guidance_scale)
+        ? globalThis.Number(object.guidance_scale)
+        : undefined,
+      seed: isSet(object.seed) ? BigInt(object.seed) : undefined,
+      numFrames: isSet(object.numFrames)
+        ? globalThis.Number(object.numFrames)
+        : isSet(object.num_frames)
+        ? globalThis.Number(object.num_frames)
+        : 0,
+      fps: isSet(object.fps) ? globalThis.Number(object.fps) : 0,
+      format: isSet(object.format) ? videoFormatFromJSON(object.format) : 0,
+      quality: isSet(object.quality) ? globalThis.Number(object.quality) : 0,
+      initImage: isSet(object.initImage)
+        ? Buffer.from(bytesFromBase64(object.initImage))
+        : isSet(object.init_image)
+        ? Buffer.from(bytesFromBase64(object.init_image))
+        : Buffer.alloc(0),
+      motionBucketId: isSet(object.motionBucketId)
+        ? globalThis.Number(object.motionBucketId)
+        : isSet(object.motion_bucket_id)
+        ? globalThis.Number(object.motion_bucket_id)
+        : undefined,
+      noiseAugStrength: isSet(object.noiseAugStrength)
+        ? globalThis.Number(object.noiseAugStrength)
+        : isSet(object.noise_aug_strength)
+        ? globalThis.Number(object.noise_aug_strength)
+        : undefined,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+      interpolationFactor: isSet(object.interpolationFactor)
+        ? globalThis.Number(object.interpolationFactor)
+        : isSet(object.interpolation_factor)
+        ? globalThis.Number(object.interpolation_factor)
+        : 0,
+      interpolation: isSet(object.interpolation) ? globalThis.String(object.interpolation) : "",
+    };
+  },
+
+  toJSON(message: GenerateVideoRequest): unknown {
+    const obj: any = {};
+    if (message.model !== "") {
+      obj.model = message.model;
+    }
+    if (message.prompt !== "") {
+      obj.prompt = message.prompt;
+    }
+    if (message.negativePrompt !== "") {
+      obj.negativePrompt = message.negativePrompt;
+    }
+    if (message.width !== 0) {
+      obj.width = Math.round(message.width);
+    }
+    if (message.height !== 0) {
+      obj.height = Math.round(message.height);
+    }
+    if (message.steps !== 0) {
+      obj.steps = Math.round(message.steps);
+    }
+    if (message.guidanceScale !== undefined) {
+      obj.guidanceScale = floatToJson(message.guidanceScale);
+    }
+    if (message.seed !== undefined) {
+      obj.seed = message.seed.toString();
+    }
+    if (message.numFrames !== 0) {
+      obj.numFrames = Math.round(message.numFrames);
+    }
+    if (message.fps !== 0) {
+      obj.fps = Math.round(message.fps);
+    }
+    if (message.format !== 0) {
+      obj.format = videoFormatToJSON(message.format);
+    }
+    if (message.quality !== 0) {
+      obj.quality = Math.round(message.quality);
+    }
+    if (message.initImage.length !== 0) {
+      obj.initImage = base64FromBytes(message.initImage);
+    }
+    if (message.motionBucketId !== undefined) {
+      obj.motionBucketId = Math.round(message.motionBucketId);
+    }
+    if (message.noiseAugStrength !== undefined) {
+      obj.noiseAugStrength = floatToJson(message.noiseAugStrength);
+    }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    if (message.interpolationFactor !== 0) {
+      obj.interpolationFactor = Math.round(message.interpolationFactor);
+    }
+    if (message.interpolation !== "") {
+      obj.interpolation = message.interpolation;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GenerateVideoRequest>): GenerateVideoRequest {
+    return GenerateVideoRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GenerateVideoRequest>): GenerateVideoRequest {
+    const message = createBaseGenerateVideoRequest();
+    message.model = object.model ?? "";
+    message.prompt = object.prompt ?? "";
+    message.negativePrompt = object.negativePrompt ?? "";
+    message.width = object.width ?? 0;
+    message.height = object.height ?? 0;
+    message.steps = object.steps ?? 0;
+    message.guidanceScale = object.guidanceScale ?? undefined;
+    message.seed = (object.seed !== undefined && object.seed !== null) ? BigInt(object.seed) : undefined;
+    message.numFrames = object.numFrames ?? 0;
+    message.fps = object.fps ?? 0;
+    message.format = object.format ?? 0;
+    message.quality = object.quality ?? 0;
+    message.initImage = object.initImage ?? Buffer.alloc(0);
+    message.motionBucketId = object.motionBucketId ?? undefined;
+    message.noiseAugStrength = object.noiseAugStrength ?? undefined;
+    message.requestId = object.requestId ?? "";
+    message.interpolationFactor = object.interpolationFactor ?? 0;
+    message.interpolation = object.interpolation ?? "";
+    return message;
+  },
+};
+
+function createBaseVideo(): Video {
+  return { data: Buffer.alloc(0), mimeType: "", width: 0, height: 0, numFrames: 0, fps: 0, seed: 0n };
+}
+
+export const Video: MessageFns<Video> = {
+  encode(message: Video, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.data.length !== 0) {
+      writer.uint32(10).bytes(message.data);
+    }
+    if (message.mimeType !== "") {
+      writer.uint32(18).string(message.mimeType);
+    }
+    if (message.width !== 0) {
+      writer.uint32(24).int32(message.width);
+    }
+    if (message.height !== 0) {
+      writer.uint32(32).int32(message.height);
+    }
+    if (message.numFrames !== 0) {
+      writer.uint32(40).int32(message.numFrames);
+    }
+    if (message.fps !== 0) {
+      writer.uint32(48).int32(message.fps);
+    }
+    if (message.seed !== 0n) {
+      if (BigInt.asIntN(64, message.seed) !== message.seed) {
+        throw new globalThis.Error("value provided for field message.seed of type int64 too large");
+      }
+      writer.uint32(56).int64(message.seed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Video {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVideo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.mimeType = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.width = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.height = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.numFrames = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.fps = reader.int32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.seed = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Video {
+    return {
+      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
+      mimeType: isSet(object.mimeType)
+        ? globalThis.String(object.mimeType)
+        : isSet(object.mime_type)
+        ? globalThis.String(object.mime_type)
+        : "",
+      width: isSet(object.width) ? globalThis.Number(object.width) : 0,
+      height: isSet(object.height) ? globalThis.Number(object.height) : 0,
+      numFrames: isSet(object.numFrames)
+        ? globalThis.Number(object.numFrames)
+        : isSet(object.num_frames)
+        ? globalThis.Number(object.num_frames)
+        : 0,
+      fps: isSet(object.fps) ? globalThis.Number(object.fps) : 0,
+      seed: isSet(object.seed) ? BigInt(object.seed) : 0n,
+    };
+  },
+
+  toJSON(message: Video): unknown {
+    const obj: any = {};
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    if (message.mimeType !== "") {
+      obj.mimeType = message.mimeType;
+    }
+    if (message.width !== 0) {
+      obj.width = Math.round(message.width);
+    }
+    if (message.height !== 0) {
+      obj.height = Math.round(message.height);
+    }
+    if (message.numFrames !== 0) {
+      obj.numFrames = Math.round(message.numFrames);
+    }
+    if (message.fps !== 0) {
+      obj.fps = Math.round(message.fps);
+    }
+    if (message.seed !== 0n) {
+      obj.seed = message.seed.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Video>): Video {
+    return Video.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Video>): Video {
+    const message = createBaseVideo();
+    message.data = object.data ?? Buffer.alloc(0);
+    message.mimeType = object.mimeType ?? "";
+    message.width = object.width ?? 0;
+    message.height = object.height ?? 0;
+    message.numFrames = object.numFrames ?? 0;
+    message.fps = object.fps ?? 0;
+    message.seed = (object.seed !== undefined && object.seed !== null) ? BigInt(object.seed) : 0n;
+    return message;
+  },
+};
+
+function createBaseGenerateVideoResponse(): GenerateVideoResponse {
+  return { video: undefined, model: "", requestId: "" };
+}
+
+export const GenerateVideoResponse: MessageFns<GenerateVideoResponse> = {
+  encode(message: GenerateVideoResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.video !== undefined) {
+      Video.encode(message.video, writer.uint32(10).fork()).join();
+    }
+    if (message.model !== "") {
+      writer.uint32(18).string(message.model);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(26).string(message.requestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GenerateVideoResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGenerateVideoResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.video = Video.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GenerateVideoResponse {
+    return {
+      video: isSet(object.video) ? Video.fromJSON(object.video) : undefined,
+      model: isSet(object.model) ? globalThis.String(object.model) : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GenerateVideoResponse): unknown {
+    const obj: any = {};
+    if (message.video !== undefined) {
+      obj.video = Video.toJSON(message.video);
+    }
+    if (message.model !== "") {
+      obj.model = message.model;
+    }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GenerateVideoResponse>): GenerateVideoResponse {
+    return GenerateVideoResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GenerateVideoResponse>): GenerateVideoResponse {
+    const message = createBaseGenerateVideoResponse();
+    message.video = (object.video !== undefined && object.video !== null) ? Video.fromPartial(object.video) : undefined;
+    message.model = object.model ?? "";
+    message.requestId = object.requestId ?? "";
+    return message;
+  },
+};
+
+function createBaseStreamVideoRequest(): StreamVideoRequest {
+  return {
+    model: "",
+    prompt: "",
+    negativePrompt: "",
+    width: 0,
+    height: 0,
+    steps: 0,
+    guidanceScale: undefined,
+    seed: undefined,
+    numFrames: 0,
+    fps: 0,
+    format: 0,
+    quality: 0,
+    initImage: Buffer.alloc(0),
+    motionBucketId: undefined,
+    noiseAugStrength: undefined,
+    requestId: "",
+    previewEvery: 0,
+    interpolationFactor: 0,
+    interpolation: "",
+  };
+}
+
+export const StreamVideoRequest: MessageFns<StreamVideoRequest> = {
+  encode(message: StreamVideoRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.model !== "") {
+      writer.uint32(10).string(message.model);
+    }
+    if (message.prompt !== "") {
+      writer.uint32(18).string(message.prompt);
+    }
+    if (message.negativePrompt !== "") {
+      writer.uint32(26).string(message.negativePrompt);
+    }
+    if (message.width !== 0) {
+      writer.uint32(32).int32(message.width);
+    }
+    if (message.height !== 0) {
+      writer.uint32(40).int32(message.height);
+    }
+    if (message.steps !== 0) {
+      writer.uint32(48).int32(message.steps);
+    }
+    if (message.guidanceScale !== undefined) {
+      writer.uint32(61).float(message.guidanceScale);
+    }
+    if (message.seed !== undefined) {
+      if (BigInt.asIntN(64, message.seed) !== message.seed) {
+        throw new globalThis.Error("value provided for field message.seed of type int64 too large");
+      }
+      writer.uint32(64).int64(message.seed);
+    }
+    if (message.numFrames !== 0) {
+      writer.uint32(72).int32(message.numFrames);
+    }
+    if (message.fps !== 0) {
+      writer.uint32(80).int32(message.fps);
+    }
+    if (message.format !== 0) {
+      writer.uint32(88).int32(message.format);
+    }
+    if (message.quality !== 0) {
+      writer.uint32(96).int32(message.quality);
+    }
+    if (message.initImage.length !== 0) {
+      writer.uint32(106).bytes(message.initImage);
+    }
+    if (message.motionBucketId !== undefined) {
+      writer.uint32(112).int32(message.motionBucketId);
+    }
+    if (message.noiseAugStrength !== undefined) {
+      writer.uint32(125).float(message.noiseAugStrength);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(130).string(message.requestId);
+    }
+    if (message.previewEvery !== 0) {
+      writer.uint32(136).int32(message.previewEvery);
+    }
+    if (message.interpolationFactor !== 0) {
+      writer.uint32(144).int32(message.interpolationFactor);
+    }
+    if (message.interpolation !== "") {
+      writer.uint32(154).string(message.interpolation);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StreamVideoRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStreamVideoRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.prompt = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.negativePrompt = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.width = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.height = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.steps = reader.int32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 61) {
+              break;
+            }
+
+            message.guidanceScale = reader.float();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.seed = reader.int64() as bigint;
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.numFrames = reader.int32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.fps = reader.int32();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.format = reader.int32() as any;
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.quality = reader.int32();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.initImage = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.motionBucketId = reader.int32();
+            continue;
+          }
+          case 15: {
+            if (tag !== 125) {
+              break;
+            }
+
+            message.noiseAugStrength = reader.float();
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.previewEvery = reader.int32();
+            continue;
+          }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.interpolationFactor = reader.int32();
+            continue;
+          }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.interpolation = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StreamVideoRequest {
+    return {
+      model: isSet(object.model) ? globalThis.String(object.model) : "",
+      prompt: isSet(object.prompt) ? globalThis.String(object.prompt) : "",
+      negativePrompt: isSet(object.negativePrompt)
+        ? globalThis.String(object.negativePrompt)
+        : isSet(object.negative_prompt)
+        ? globalThis.String(object.negative_prompt)
+        : "",
+      width: isSet(object.width) ? globalThis.Number(object.width) : 0,
+      height: isSet(object.height) ? globalThis.Number(object.height) : 0,
+      steps: isSet(object.steps) ? globalThis.Number(object.steps) : 0,
+      guidanceScale: isSet(object.guidanceScale)
+        ? globalThis.Number(object.guidanceScale)
+        : isSet(object.guidance_scale)
+        ? globalThis.Number(object.guidance_scale)
+        : undefined,
+      seed: isSet(object.seed) ? BigInt(object.seed) : undefined,
+      numFrames: isSet(object.numFrames)
+        ? globalThis.Number(object.numFrames)
+        : isSet(object.num_frames)
+        ? globalThis.Number(object.num_frames)
+        : 0,
+      fps: isSet(object.fps) ? globalThis.Number(object.fps) : 0,
+      format: isSet(object.format) ? videoFormatFromJSON(object.format) : 0,
+      quality: isSet(object.quality) ? globalThis.Number(object.quality) : 0,
+      initImage: isSet(object.initImage)
+        ? Buffer.from(bytesFromBase64(object.initImage))
+        : isSet(object.init_image)
+        ? Buffer.from(bytesFromBase64(object.init_image))
+        : Buffer.alloc(0),
+      motionBucketId: isSet(object.motionBucketId)
+        ? globalThis.Number(object.motionBucketId)
+        : isSet(object.motion_bucket_id)
+        ? globalThis.Number(object.motion_bucket_id)
+        : undefined,
+      noiseAugStrength: isSet(object.noiseAugStrength)
+        ? globalThis.Number(object.noiseAugStrength)
+        : isSet(object.noise_aug_strength)
+        ? globalThis.Number(object.noise_aug_strength)
+        : undefined,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+      previewEvery: isSet(object.previewEvery)
+        ? globalThis.Number(object.previewEvery)
+        : isSet(object.preview_every)
+        ? globalThis.Number(object.preview_every)
+        : 0,
+      interpolationFactor: isSet(object.interpolationFactor)
+        ? globalThis.Number(object.interpolationFactor)
+        : isSet(object.interpolation_factor)
+        ? globalThis.Number(object.interpolation_factor)
+        : 0,
+      interpolation: isSet(object.interpolation) ? globalThis.String(object.interpolation) : "",
+    };
+  },
+
+  toJSON(message: StreamVideoRequest): unknown {
+    const obj: any = {};
+    if (message.model !== "") {
+      obj.model = message.model;
+    }
+    if (message.prompt !== "") {
+      obj.prompt = message.prompt;
+    }
+    if (message.negativePrompt !== "") {
+      obj.negativePrompt = message.negativePrompt;
+    }
+    if (message.width !== 0) {
+      obj.width = Math.round(message.width);
+    }
+    if (message.height !== 0) {
+      obj.height = Math.round(message.height);
+    }
+    if (message.steps !== 0) {
+      obj.steps = Math.round(message.steps);
+    }
+    if (message.guidanceScale !== undefined) {
+      obj.guidanceScale = floatToJson(message.guidanceScale);
+    }
+    if (message.seed !== undefined) {
+      obj.seed = message.seed.toString();
+    }
+    if (message.numFrames !== 0) {
+      obj.numFrames = Math.round(message.numFrames);
+    }
+    if (message.fps !== 0) {
+      obj.fps = Math.round(message.fps);
+    }
+    if (message.format !== 0) {
+      obj.format = videoFormatToJSON(message.format);
+    }
+    if (message.quality !== 0) {
+      obj.quality = Math.round(message.quality);
+    }
+    if (message.initImage.length !== 0) {
+      obj.initImage = base64FromBytes(message.initImage);
+    }
+    if (message.motionBucketId !== undefined) {
+      obj.motionBucketId = Math.round(message.motionBucketId);
+    }
+    if (message.noiseAugStrength !== undefined) {
+      obj.noiseAugStrength = floatToJson(message.noiseAugStrength);
+    }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    if (message.previewEvery !== 0) {
+      obj.previewEvery = Math.round(message.previewEvery);
+    }
+    if (message.interpolationFactor !== 0) {
+      obj.interpolationFactor = Math.round(message.interpolationFactor);
+    }
+    if (message.interpolation !== "") {
+      obj.interpolation = message.interpolation;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<StreamVideoRequest>): StreamVideoRequest {
+    return StreamVideoRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<StreamVideoRequest>): StreamVideoRequest {
+    const message = createBaseStreamVideoRequest();
+    message.model = object.model ?? "";
+    message.prompt = object.prompt ?? "";
+    message.negativePrompt = object.negativePrompt ?? "";
+    message.width = object.width ?? 0;
+    message.height = object.height ?? 0;
+    message.steps = object.steps ?? 0;
+    message.guidanceScale = object.guidanceScale ?? undefined;
+    message.seed = (object.seed !== undefined && object.seed !== null) ? BigInt(object.seed) : undefined;
+    message.numFrames = object.numFrames ?? 0;
+    message.fps = object.fps ?? 0;
+    message.format = object.format ?? 0;
+    message.quality = object.quality ?? 0;
+    message.initImage = object.initImage ?? Buffer.alloc(0);
+    message.motionBucketId = object.motionBucketId ?? undefined;
+    message.noiseAugStrength = object.noiseAugStrength ?? undefined;
+    message.requestId = object.requestId ?? "";
+    message.previewEvery = object.previewEvery ?? 0;
+    message.interpolationFactor = object.interpolationFactor ?? 0;
+    message.interpolation = object.interpolation ?? "";
+    return message;
+  },
+};
+
+function createBaseStreamVideoResponse(): StreamVideoResponse {
+  return { event: undefined };
+}
+
+export const StreamVideoResponse: MessageFns<StreamVideoResponse> = {
+  encode(message: StreamVideoResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.event?.$case) {
+      case "progress":
+        ImageProgress.encode(message.event.value, writer.uint32(10).fork()).join();
+        break;
+      case "result":
+        GenerateVideoResponse.encode(message.event.value, writer.uint32(18).fork()).join();
+        break;
+      case "modelLoad":
+        ModelLoad.encode(message.event.value, writer.uint32(26).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StreamVideoResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStreamVideoResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.event = { $case: "progress", value: ImageProgress.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.event = { $case: "result", value: GenerateVideoResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.event = { $case: "modelLoad", value: ModelLoad.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StreamVideoResponse {
+    return {
+      event: isSet(object.progress)
+        ? { $case: "progress", value: ImageProgress.fromJSON(object.progress) }
+        : isSet(object.result)
+        ? { $case: "result", value: GenerateVideoResponse.fromJSON(object.result) }
+        : isSet(object.modelLoad)
+        ? { $case: "modelLoad", value: ModelLoad.fromJSON(object.modelLoad) }
+        : isSet(object.model_load)
+        ? { $case: "modelLoad", value: ModelLoad.fromJSON(object.model_load) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: StreamVideoResponse): unknown {
+    const obj: any = {};
+    if (message.event?.$case === "progress") {
+      obj.progress = ImageProgress.toJSON(message.event.value);
+    } else if (message.event?.$case === "result") {
+      obj.result = GenerateVideoResponse.toJSON(message.event.value);
+    } else if (message.event?.$case === "modelLoad") {
+      obj.modelLoad = ModelLoad.toJSON(message.event.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<StreamVideoResponse>): StreamVideoResponse {
+    return StreamVideoResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<StreamVideoResponse>): StreamVideoResponse {
+    const message = createBaseStreamVideoResponse();
+    switch (object.event?.$case) {
+      case "progress": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "progress", value: ImageProgress.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "result": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "result", value: GenerateVideoResponse.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "modelLoad": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "modelLoad", value: ModelLoad.fromPartial(object.event.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
 /**
  * Text-to-image and image-to-image diffusion (diffusers pipelines, dynamic
  * batching). Route with metadata `application: image`.
@@ -1888,6 +3256,34 @@ export const ImageServiceService = {
     responseSerialize: (value: StreamImageResponse): Buffer => Buffer.from(StreamImageResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): StreamImageResponse => StreamImageResponse.decode(value),
   },
+  /**
+   * Text-to-video (AnimateDiff) or, with init_image, image-to-video (Stable
+   * Video Diffusion) on a model with video configured (ListModels limits
+   * `video`); returns the encoded clip.
+   */
+  generateVideo: {
+    path: "/maestro.v1.ImageService/GenerateVideo" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GenerateVideoRequest): Buffer => Buffer.from(GenerateVideoRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GenerateVideoRequest => GenerateVideoRequest.decode(value),
+    responseSerialize: (value: GenerateVideoResponse): Buffer =>
+      Buffer.from(GenerateVideoResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GenerateVideoResponse => GenerateVideoResponse.decode(value),
+  },
+  /**
+   * Streams a progress event per denoising step (optionally with preview
+   * frames), then the clip. Cancelling stops the clip at the next step.
+   */
+  streamVideo: {
+    path: "/maestro.v1.ImageService/StreamVideo" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: StreamVideoRequest): Buffer => Buffer.from(StreamVideoRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): StreamVideoRequest => StreamVideoRequest.decode(value),
+    responseSerialize: (value: StreamVideoResponse): Buffer => Buffer.from(StreamVideoResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): StreamVideoResponse => StreamVideoResponse.decode(value),
+  },
 } as const;
 
 export interface ImageServiceServer extends UntypedServiceImplementation {
@@ -1898,6 +3294,17 @@ export interface ImageServiceServer extends UntypedServiceImplementation {
    * then the images.
    */
   streamImage: handleServerStreamingCall<StreamImageRequest, StreamImageResponse>;
+  /**
+   * Text-to-video (AnimateDiff) or, with init_image, image-to-video (Stable
+   * Video Diffusion) on a model with video configured (ListModels limits
+   * `video`); returns the encoded clip.
+   */
+  generateVideo: handleUnaryCall<GenerateVideoRequest, GenerateVideoResponse>;
+  /**
+   * Streams a progress event per denoising step (optionally with preview
+   * frames), then the clip. Cancelling stops the clip at the next step.
+   */
+  streamVideo: handleServerStreamingCall<StreamVideoRequest, StreamVideoResponse>;
 }
 
 export interface ImageServiceClient extends Client {
@@ -1927,6 +3334,36 @@ export interface ImageServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<StreamImageResponse>;
+  /**
+   * Text-to-video (AnimateDiff) or, with init_image, image-to-video (Stable
+   * Video Diffusion) on a model with video configured (ListModels limits
+   * `video`); returns the encoded clip.
+   */
+  generateVideo(
+    request: GenerateVideoRequest,
+    callback: (error: ServiceError | null, response: GenerateVideoResponse) => void,
+  ): ClientUnaryCall;
+  generateVideo(
+    request: GenerateVideoRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GenerateVideoResponse) => void,
+  ): ClientUnaryCall;
+  generateVideo(
+    request: GenerateVideoRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GenerateVideoResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Streams a progress event per denoising step (optionally with preview
+   * frames), then the clip. Cancelling stops the clip at the next step.
+   */
+  streamVideo(request: StreamVideoRequest, options?: Partial<CallOptions>): ClientReadableStream<StreamVideoResponse>;
+  streamVideo(
+    request: StreamVideoRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<StreamVideoResponse>;
 }
 
 export const ImageServiceClient = makeGenericClientConstructor(

@@ -1,0 +1,1 @@
+"""Video on the image engine: AnimateDiff text-to-video, SVD image-to-video."""
