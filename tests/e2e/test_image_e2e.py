@@ -328,3 +328,71 @@ def test_a_reference_image_steers_the_ip_adapter_model(
         image_client.generate_image("a box", ip_adapter_image=reference)
     assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert "ip_adapter_image" in info.value.details
+
+
+def test_cli_video_writes_clips_with_a_progress_bar(
+    image_server: str, tmp_path: Path
+) -> None:
+    """`maestro video` on serve_config.yaml's default model: text-to-video
+    to MP4 (decoded: frames, fps, codec), image-to-video to GIF."""
+    import av
+
+    cli = [str(Path(sys.executable).parent / "maestro"), "--target", image_server]
+    clip = tmp_path / "clip.mp4"
+    run = subprocess.run(
+        [*cli, "video", "a cat", "-o", str(clip), "--frames", "4", "--fps", "6"]
+        + ["--steps", "2", "--seed", "3", "--interpolate", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        frames = list(container.decode(stream))
+        assert stream.codec_context.name == "h264" and stream.average_rate == 12
+    assert len(frames) == (4 - 1) * 2 + 1 and (frames[0].width, frames[0].height) == (
+        64,
+        64,
+    )
+    assert "7 frames at 12 fps" in run.stdout and "seed 3" in run.stdout
+    assert "denoising" in run.stderr  # tqdm's bar
+    first = tmp_path / "first.png"
+    Image.fromarray(frames[0].to_ndarray(format="rgb24")).save(first)
+    moving = tmp_path / "moving.gif"
+    subprocess.run(
+        [*cli, "video", "--image", str(first), "-o", str(moving), "--steps", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert Image.open(moving).n_frames == 8  # the demo SVD UNet's clip length
+    bad = subprocess.run(
+        [*cli, "video", "x", "-o", str(tmp_path / "bad.mp4"), "--fps", "99"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 1 and "INVALID_ARGUMENT: fps" in bad.stderr
+
+
+def test_a_video_deadline_stops_the_clip(image_client: MaestroClient) -> None:
+    before = int(_image_model(image_client).stats["cancelled_requests"])
+    with pytest.raises(MaestroRpcError) as info:
+        for _ in image_client.stream_video("slow", steps=50, timeout=1.0):
+            pass
+    assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    deadline = time.monotonic() + 20  # never-hang bound
+    while time.monotonic() < deadline:
+        if int(_image_model(image_client).stats["cancelled_requests"]) > before:
+            break
+        time.sleep(0.2)
+    assert int(_image_model(image_client).stats["cancelled_requests"]) > before
+    # The next clip runs at once after it (the worker is free again).
+    after = image_client.generate_video("after", num_frames=2, steps=1, seed=1)
+    assert after.video.num_frames == 2 and after.model == "maestro-demo-sd"
+    with pytest.raises(MaestroRpcError) as refused:
+        image_client.generate_video("x", model="maestro-demo-sd3")
+    assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "video" in refused.value.details

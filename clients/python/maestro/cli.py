@@ -23,6 +23,7 @@ from maestro.cli_compose import add_compose_parser
 from maestro.cli_image import add_image_parser
 from maestro.cli_keys import add_keys_parser
 from maestro.cli_progress import waiting_for_model
+from maestro.cli_video import add_video_parser
 from maestro.cli_voice import add_speak_parser
 from maestro.client import _CHANNEL_OPTIONS as CHANNEL_OPTIONS
 from maestro.client import FAMILIES, MaestroClient, MaestroRpcError
@@ -190,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     text.set_defaults(run=_text)
 
     add_image_parser(sub)
+    add_video_parser(sub)
     add_speak_parser(sub)
     add_compose_parser(sub)
     add_keys_parser(sub)
