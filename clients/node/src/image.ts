@@ -1,4 +1,4 @@
-/** ImageService: finished images, or step progress then the images (`application: image`). */
+/** ImageService: finished images or videos, or step progress then the result (`application: image`). */
 import type { CallOptions, ClientOptions, Connection } from "./connection.js";
 import { FamilyClient } from "./family.js";
 import {
@@ -8,6 +8,10 @@ import {
   ImageServiceClient,
   StreamImageRequest,
   type StreamImageResponse,
+  GenerateVideoRequest,
+  type GenerateVideoResponse,
+  StreamVideoRequest,
+  type StreamVideoResponse,
 } from "./gen/maestro/v1/image.js";
 
 export class ImageClient extends FamilyClient {
@@ -29,5 +33,17 @@ export class ImageClient extends FamilyClient {
   streamImage(request: DeepPartial<StreamImageRequest>, options?: CallOptions): AsyncGenerator<StreamImageResponse, void, undefined> {
     const message = StreamImageRequest.fromPartial(request);
     return this.stream((md, o) => this.service.streamImage(message, md, o), options, message.model);
+  }
+
+  /** A video file: text-to-video from `prompt`, or image-to-video from `initImage` (no prompt). */
+  generateVideo(request: DeepPartial<GenerateVideoRequest>, options?: CallOptions): Promise<GenerateVideoResponse> {
+    const message = GenerateVideoRequest.fromPartial(request);
+    return this.unary((md, o, cb) => this.service.generateVideo(message, md, o, cb), options, message.model);
+  }
+
+  /** A progress event per denoising step (optional preview frames), then the video. */
+  streamVideo(request: DeepPartial<StreamVideoRequest>, options?: CallOptions): AsyncGenerator<StreamVideoResponse, void, undefined> {
+    const message = StreamVideoRequest.fromPartial(request);
+    return this.stream((md, o) => this.service.streamVideo(message, md, o), options, message.model);
   }
 }

@@ -28,7 +28,7 @@ export * as studio from "./gen/maestro/v1/studio.js";
 export * as text from "./gen/maestro/v1/text.js";
 export * as voice from "./gen/maestro/v1/voice.js";
 // The enums, flat, for requests: { format: ImageFormat.IMAGE_FORMAT_PNG }.
-export { ImageFormat } from "./gen/maestro/v1/image.js";
+export { ImageFormat, VideoFormat } from "./gen/maestro/v1/image.js";
 export { Family as ModelFamily } from "./gen/maestro/v1/models.js";
 export { FinishReason } from "./gen/maestro/v1/text.js";
 export { AudioFormat } from "./gen/maestro/v1/voice.js";

@@ -99,6 +99,21 @@ describe("against the stack", { skip: TARGET ? false : "set MAESTRO_TARGET to a 
     assert.deepEqual([image.width, image.height, image.seed], [64, 64, 11n]);
   });
 
+  test("a video: step progress, then an MP4 of the asked frames", async () => {
+    const events = await drain(
+      client.image.streamVideo({ prompt: "a red box", seed: 5n, numFrames: 3, steps: 2, fps: 6 }),
+    );
+    const kinds = events.map((e) => e.event?.$case);
+    assert.deepEqual(kinds.slice(-3), ["progress", "progress", "result"]);
+    const last = events.at(-1)?.event;
+    assert.ok(last?.$case === "result" && last.value.video, "no video");
+    const video = last.value.video;
+    assert.equal(video.mimeType, "video/mp4");
+    // An MP4 opens with an ISO-BMFF `ftyp` box: size (4 bytes), then "ftyp".
+    assert.equal(video.data.subarray(4, 8).toString("latin1"), "ftyp");
+    assert.deepEqual([video.numFrames, video.fps, video.seed], [3, 6, 5n]);
+  });
+
   test("streamed speech: audio chunks, then the last", async () => {
     const chunks = (
       await drain(
