@@ -199,6 +199,69 @@ def served_call(client: Any, feature: str, inputs: dict[str, bytes]) -> None:
 SETTLE_S = 0.5
 
 
+class InProcess:
+    """serve_config.yaml's image engines in this process (no Ray, no gRPC):
+    `--side engine` tells the engine's cost apart from the serving side's."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        from deployments.engines.image.engine import ImageEngine
+        from deployments.image import resolve_config
+
+        config = resolve_config(app_config(base_config(), "image")["args"])
+        ip = next(m.engine for m in config.models if m.engine.ip_adapter)
+        self.loop = asyncio.new_event_loop()
+        self.engines = {"default": ImageEngine(config.engine), "ip": ImageEngine(ip)}
+        for engine in self.engines.values():
+            self.loop.run_until_complete(engine.start())
+
+    def call(self, feature: str, inputs: dict[str, bytes]) -> None:
+        from deployments.engines.image.controls import ControlChoice
+        from deployments.engines.image.types import ImageRequest
+        from deployments.engines.image.video.types import VideoRequest
+
+        image = {"width": SIZE, "height": SIZE, "steps": IMAGE_STEPS, "seed": 7}
+        engine = self.engines["ip" if feature == "ip_adapter" else "default"]
+        if feature == "controlnet":
+            control = ControlChoice(type="canny", image=inputs["edges"])
+            job = engine.generate(ImageRequest("a box", controls=(control,), **image))
+        elif feature == "ip_adapter":
+            job = engine.generate(
+                ImageRequest("a box", ip_adapter_image=inputs["reference"], **image)
+            )
+        elif feature == "animatediff":
+            job = engine.generate_video(
+                VideoRequest(
+                    "a cat",
+                    width=SIZE,
+                    height=SIZE,
+                    fps=FPS,
+                    seed=7,
+                    num_frames=T2V["num_frames"],
+                    steps=T2V["steps"],
+                )
+            )
+        else:
+            job = engine.generate_video(
+                VideoRequest(
+                    init_image=inputs["first"],
+                    width=SIZE,
+                    height=SIZE,
+                    fps=FPS,
+                    seed=7,
+                    num_frames=I2V["num_frames"],
+                    steps=I2V["steps"],
+                )
+            )
+        self.loop.run_until_complete(job)
+
+    def close(self) -> None:
+        for engine in self.engines.values():
+            self.loop.run_until_complete(engine.shutdown())
+        self.loop.close()
+
+
 def _timed(call: Callable[[], None], calls: int) -> float:
     """Seconds per call over `calls` calls, after the other side settled."""
     time.sleep(SETTLE_S)
@@ -226,41 +289,58 @@ def encoding_costs(frames: np.ndarray, repeats: int) -> dict[str, float]:
     }
 
 
-def measure(repeats: int, calls: int, workdir: Path) -> dict[str, Any]:
+def _alternate(
+    raw: Raw,
+    other: Callable[[str], None],
+    repeats: int,
+    calls: int,
+) -> dict[str, dict[str, list[float]]]:
+    samples: dict[str, dict[str, list[float]]] = {
+        f: {"raw": [], "served": []} for f in FEATURES
+    }
+    for feature in FEATURES:  # warm-up (and the IP model's lazy load)
+        raw.run(feature)
+        other(feature)
+    for r in range(repeats):
+        for feature in FEATURES:
+            samples[feature]["raw"].append(_timed(lambda f=feature: raw.run(f), calls))
+            samples[feature]["served"].append(_timed(lambda f=feature: other(f), calls))
+        log(f"repeat {r + 1}/{repeats} done")
+    return samples
+
+
+def measure(repeats: int, calls: int, workdir: Path, side: str) -> dict[str, Any]:
+    """Raw against `side`: "served" (a stack) or "engine" (in this process)."""
     from maestro import MaestroClient
 
     inputs = _inputs()
     log("raw pipelines: loading")
     raw = Raw(inputs)
-    samples: dict[str, dict[str, list[float]]] = {
-        f: {"raw": [], "served": []} for f in FEATURES
-    }
-    config = only_apps(base_config(), {"image"})
-    with stack(config, workdir, "maestro-image", stop_grace_s=STOP_S) as server:
-        with MaestroClient(server.target, timeout=600) as client:
-            client.wait_until_serving(300, ["image"])
-            for feature in FEATURES:  # warm-up (and the IP model's lazy load)
-                raw.run(feature)
-                served_call(client, feature, inputs)
-            for r in range(repeats):
-                for feature in FEATURES:
-                    samples[feature]["raw"].append(
-                        _timed(lambda f=feature: raw.run(f), calls)
-                    )
-                    samples[feature]["served"].append(
-                        _timed(lambda f=feature: served_call(client, f, inputs), calls)
-                    )
-                log(f"repeat {r + 1}/{repeats} done")
+    if side == "engine":
+        engines = InProcess()
+        try:
+            samples = _alternate(raw, lambda f: engines.call(f, inputs), repeats, calls)
+        finally:
+            engines.close()
+    else:
+        config = only_apps(base_config(), {"image"})
+        with stack(config, workdir, "maestro-image", stop_grace_s=STOP_S) as server:
+            with MaestroClient(server.target, timeout=600) as client:
+                client.wait_until_serving(300, ["image"])
+                samples = _alternate(
+                    raw, lambda f: served_call(client, f, inputs), repeats, calls
+                )
     encoding = {
         feature: encoding_costs(raw.frames[feature], repeats)
         for feature in ("animatediff", "svd")
     }
-    return {"samples": samples, "encoding": encoding}
+    return {"side": side, "samples": samples, "encoding": encoding}
 
 
 def report(result: dict[str, Any], info: dict[str, Any]) -> str:
+    side = result["side"]
     lines = [
-        "# Image features: served vs raw diffusers (CPU, demo sizes)",
+        f"# Image features: {side} vs raw diffusers (CPU, demo sizes)",
         "",
         f"Machine: {info['machine']['cpu_model']}, {info['machine']['cpu_count']} "
         f"cores; {info['repeats']} alternating "
@@ -269,8 +349,8 @@ def report(result: dict[str, Any], info: dict[str, Any]) -> str:
         f"{T2V['steps']} steps, SVD {I2V['num_frames']} frames x {I2V['steps']} "
         "steps. Raw includes encoding (PNG / MP4) like the server.",
         "",
-        "| pipeline | raw s/call | served s/call | served / raw "
-        "| each repeat (served / raw) |",
+        f"| pipeline | raw s/call | {side} s/call | {side} / raw "
+        f"| each repeat ({side} / raw) |",
         "|---|---:|---:|---:|---|",
     ]
     for feature, sides in result["samples"].items():
@@ -302,20 +382,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--calls", type=int, default=2, help="calls per sample")
+    parser.add_argument(
+        "--side",
+        choices=("served", "engine"),
+        default="served",
+        help="served: through a stack; engine: ImageEngine in this process",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "reports")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="maestro-image-features-"))
-    result = measure(args.repeats, args.calls, workdir)
+    result = measure(args.repeats, args.calls, workdir, args.side)
     info = {"machine": machine(), "repeats": args.repeats, "calls": args.calls}
     text = report(result, info)
     print(text)
     stamp = utc_stamp()
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"image-features-{stamp}.md").write_text(text)
-    (args.out / f"image-features-{stamp}.json").write_text(
+    name = f"image-features-{args.side}-{stamp}"
+    (args.out / f"{name}.md").write_text(text)
+    (args.out / f"{name}.json").write_text(
         json.dumps({"info": info, **result}, indent=2)
     )
-    log(f"wrote {args.out / f'image-features-{stamp}.md'}; logs in {workdir}")
+    log(f"wrote {args.out / f'{name}.md'}; logs in {workdir}")
     return 0
 
 
