@@ -257,3 +257,25 @@ async def test_a_model_without_video_refuses_it(demo_models: Path) -> None:
             await plain.generate_video(VideoRequest(prompt="x"))
     finally:
         await plain.shutdown()
+
+
+async def test_seeded_clips_have_cache_keys_with_defaults_filled_in(
+    engine: ImageEngine, first_frame: bytes
+) -> None:
+    from deployments.cache.keys import cache_key
+
+    def key(request: VideoRequest) -> str | None:
+        form = engine.video_cache_form(request)
+        return (
+            None
+            if form is None
+            else cache_key(family="image", rpc="V", scope="", form=form)
+        )
+
+    assert key(VideoRequest(prompt="x")) is None  # unseeded: not a function of it
+    spelled = VideoRequest(prompt="x", seed=1, num_frames=16, fps=8, format="mp4")
+    assert key(VideoRequest(prompt="x", seed=1)) == key(spelled)
+    assert key(VideoRequest(prompt="x", seed=1, preview_every=2)) == key(spelled)
+    assert key(VideoRequest(prompt="x", seed=2)) != key(spelled)
+    with_image = VideoRequest(init_image=first_frame, seed=1)
+    assert key(with_image) not in (None, key(spelled))
