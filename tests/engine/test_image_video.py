@@ -169,8 +169,9 @@ async def test_stream_video_reports_steps_and_preview_frames(
 async def test_cancelling_a_stream_stops_the_clip_at_the_next_step(
     engine: ImageEngine,
 ) -> None:
-    """Step 2's UNet call waits until the stream is closed, so the close
-    lands during step 2: the clip must end at that step's end, not run on."""
+    """Step 2's UNet call waits until the stream is closed, so the clip
+    cannot run ahead of the close: it must end at step 1's end (the close
+    came before the worker's last look at step 1) or at step 2's."""
     runner = engine._runner
     assert runner is not None and runner.video is not None
     closed = threading.Event()
@@ -194,7 +195,7 @@ async def test_cancelling_a_stream_stops_the_clip_at_the_next_step(
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(engine._worker, lambda: None)
         # One UNet call per step (the guidance rows ride in one batch).
-        assert len(calls) == 2
+        assert len(calls) in (1, 2)
     finally:
         hook.remove()
     after = await engine.generate_video(VideoRequest(prompt="next", num_frames=2))

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from dataclasses import replace
@@ -222,42 +222,59 @@ class ImageEngine(Engine):
         if self._runner is None or self.limits is None:
             raise Unavailable(f"image engine not ready: {self.status_message}")
         job = await self._prepare(request, want_progress)
+        self._wire(job)
+        held = self._adapter_users.take(lora.name for lora in job.request.loras)
+        self.batcher.submit(job)
+        try:
+            relay = self._relay(
+                job, lambda px: asyncio.to_thread(self._encode, job, px)
+            )
+            async with aclosing(relay):
+                async for event in relay:
+                    yield event
+        finally:
+            self._adapter_users.release(held)
+            if not job.answered:
+                job.cancel()
+                self.cancelled_requests += 1
+                self.batcher.discard(job)
+
+    def _wire(self, job: ImageJob | VideoJob) -> None:
+        """Give `job` its event queue and an `on_step` (worker thread) into it."""
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[JobEvent] = asyncio.Queue()
 
         def on_step(step: int, total: int, previews: list[Any]) -> None:
-            # Worker thread -> this request's event loop.
             loop.call_soon_threadsafe(
                 events.put_nowait, StepDone(step, total, previews)
             )
 
         job.on_step, job.events = on_step, events
-        held = self._adapter_users.take(lora.name for lora in job.request.loras)
-        self.batcher.submit(job)
-        finished = False
-        try:
-            while True:
-                match await events.get():
-                    case JobFailed(error=error):
-                        finished = True
-                        raise error
-                    case PixelsReady(pixels=pixels):
-                        finished = True
-                        yield await asyncio.to_thread(self._encode, job, pixels)
-                        return
-                    case StepDone(step=step, total=total, previews=previews):
-                        yield ImageProgress(
-                            step=step,
-                            total_steps=total,
-                            elapsed_seconds=time.monotonic() - job.submitted,
-                            previews=tuple(self._encode_previews(job, previews)),
-                        )
-        finally:
-            self._adapter_users.release(held)
-            if not finished:
-                job.cancel()
-                self.cancelled_requests += 1
-                self.batcher.discard(job)
+
+    async def _relay(
+        self,
+        job: ImageJob | VideoJob,
+        finish: Callable[[Any], Awaitable[ImageResult | VideoResult]],
+    ) -> AsyncIterator[ImageEvent | VideoEvent]:
+        """The job's progress events, then `finish(pixels)`; or its error.
+        `job.answered` is set before either."""
+        assert job.events is not None
+        while True:
+            match await job.events.get():
+                case JobFailed(error=error):
+                    job.answered = True
+                    raise error
+                case PixelsReady(pixels=pixels):
+                    job.answered = True
+                    yield await finish(pixels)
+                    return
+                case StepDone(step=step, total=total, previews=previews):
+                    yield ImageProgress(
+                        step=step,
+                        total_steps=total,
+                        elapsed_seconds=time.monotonic() - job.submitted,
+                        previews=tuple(self._encode_previews(job, previews)),
+                    )
 
     async def generate_video(self, request: VideoRequest) -> VideoResult:
         """The finished clip (no progress events are produced)."""
@@ -286,15 +303,10 @@ class ImageEngine(Engine):
                 allowed="a model with video configured (ListModels limits `video`)",
             )
         job = await self._prepare_video(request, want_progress)
+        self._wire(job)
+        events = job.events
+        assert events is not None
         loop = asyncio.get_running_loop()
-        events: asyncio.Queue[JobEvent] = asyncio.Queue()
-
-        def on_step(step: int, total: int, previews: list[Any]) -> None:
-            loop.call_soon_threadsafe(
-                events.put_nowait, StepDone(step, total, previews)
-            )
-
-        job.on_step, job.events = on_step, events
 
         def run() -> None:  # on the worker, after the batches queued before it
             try:
@@ -308,29 +320,17 @@ class ImageEngine(Engine):
 
         started = time.monotonic()
         running = loop.run_in_executor(self._worker, run)
-        finished = False
+
+        async def finish(frames: Any) -> VideoResult:
+            denoised = time.monotonic() - started
+            return await asyncio.to_thread(self._encode_video, job, frames, denoised)
+
         try:
-            while True:
-                match await events.get():
-                    case JobFailed(error=error):
-                        finished = True
-                        raise error
-                    case PixelsReady(pixels=frames):
-                        finished = True
-                        denoised = time.monotonic() - started
-                        yield await asyncio.to_thread(
-                            self._encode_video, job, frames, denoised
-                        )
-                        return
-                    case StepDone(step=step, total=total, previews=previews):
-                        yield ImageProgress(
-                            step=step,
-                            total_steps=total,
-                            elapsed_seconds=time.monotonic() - job.submitted,
-                            previews=tuple(self._encode_previews(job, previews)),
-                        )
+            async with aclosing(self._relay(job, finish)) as relay:
+                async for event in relay:
+                    yield event
         finally:
-            if not finished:
+            if not job.answered:
                 job.cancel()
                 running.cancel()  # still queued: never starts
                 self.cancelled_requests += 1
@@ -502,7 +502,9 @@ class ImageEngine(Engine):
             images.append(EncodedImage(data, mime, r.width, r.height, job.seed + i))
         return ImageResult(images=tuple(images))
 
-    def _encode_previews(self, job: ImageJob, previews: list[Any]) -> list[Any]:
+    def _encode_previews(
+        self, job: ImageJob | VideoJob, previews: list[Any]
+    ) -> list[Any]:
         out = []
         for i, array in enumerate(previews):
             data, mime = encode_image(array, "png", 0)

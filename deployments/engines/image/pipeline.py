@@ -116,6 +116,7 @@ class ImageJob:
     submitted: float = field(default_factory=time.monotonic)
     # The engine's per-request queue (event-loop side).
     events: asyncio.Queue[JobEvent] | None = None
+    answered: bool = False  # the engine gave its result or error
     _cancelled: threading.Event = field(default_factory=threading.Event)
 
     @property

@@ -9,6 +9,7 @@ in, or raises naming the field and the allowed range.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from deployments.engines.checks import check_count, check_range
 from deployments.engines.image.controls import ControlChoice, resolve_controls
@@ -22,6 +23,7 @@ __all__ = [
     "ImageRequest",
     "ImageResult",
     "LoraChoice",
+    "check_size",
     "resolve",
 ]
 
@@ -117,7 +119,13 @@ class ImageResult:
     images: tuple[EncodedImage, ...] = field(default_factory=tuple)
 
 
-def _size_rule(limits: ImageLimits) -> str:
+class _SizeBounds(Protocol):
+    size_multiple: int
+    min_size: int
+    max_size: int
+
+
+def _size_rule(limits: _SizeBounds) -> str:
     return (
         f"a multiple of {limits.size_multiple} in "
         f"{limits.min_size}..{limits.max_size}"
@@ -125,7 +133,8 @@ def _size_rule(limits: ImageLimits) -> str:
     )
 
 
-def _check_size(name: str, value: int, limits: ImageLimits) -> None:
+def check_size(name: str, value: int, limits: _SizeBounds) -> None:
+    """A width or height within `limits` (images' or videos'), or raise."""
     if value % limits.size_multiple or not limits.min_size <= value <= limits.max_size:
         raise InvalidArgument(field=name, value=value, allowed=_size_rule(limits))
 
@@ -155,8 +164,8 @@ def resolve(
         width = width or init_size[0] // multiple * multiple
         height = height or init_size[1] // multiple * multiple
     width, height = width or limits.default_width, height or limits.default_height
-    _check_size("width", width, limits)
-    _check_size("height", height, limits)
+    check_size("width", width, limits)
+    check_size("height", height, limits)
     steps = request.steps or limits.default_steps
     check_count(
         "steps",

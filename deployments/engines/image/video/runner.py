@@ -53,6 +53,7 @@ class VideoJob:
     on_step: Callable[[int, int, list[np.ndarray]], None] | None = None
     submitted: float = field(default_factory=time.monotonic)
     events: asyncio.Queue[Any] | None = None
+    answered: bool = False  # the engine gave its result or error
     _cancelled: threading.Event = field(default_factory=threading.Event)
 
     @property

@@ -15,7 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from deployments.engines.checks import check_count, check_range
-from deployments.engines.image.types import GUIDANCE_RANGE, MAX_SEED, SIZE_MULTIPLE
+from deployments.engines.image.types import (
+    GUIDANCE_RANGE,
+    MAX_SEED,
+    SIZE_MULTIPLE,
+    check_size,
+)
 from deployments.errors import InvalidArgument
 
 __all__ = [
@@ -79,6 +84,7 @@ class VideoLimits:
     default_steps: int = 25
     max_interpolation: int = 4
     max_total_pixels: int = 512 * 512 * 64
+    size_multiple: int = SIZE_MULTIPLE  # the VAEs of SD and SVD downsample by 8
     default_guidance_scale: float = 7.5  # AnimateDiff's
     image_to_video_guidance_scale: float = 3.0  # SVD's max_guidance_scale
 
@@ -101,16 +107,6 @@ class VideoResult:
     encode_seconds: float = 0.0  # interpolation and the container's encoder
 
 
-def _check_size(name: str, value: int, limits: VideoLimits) -> None:
-    if value % SIZE_MULTIPLE or not limits.min_size <= value <= limits.max_size:
-        raise InvalidArgument(
-            field=name,
-            value=value,
-            allowed=f"a multiple of {SIZE_MULTIPLE} in "
-            f"{limits.min_size}..{limits.max_size} (0: default)",
-        )
-
-
 def resolve_video(
     request: VideoRequest,
     limits: VideoLimits,
@@ -129,8 +125,8 @@ def resolve_video(
         width = width or init_size[0] // SIZE_MULTIPLE * SIZE_MULTIPLE
         height = height or init_size[1] // SIZE_MULTIPLE * SIZE_MULTIPLE
     width, height = width or limits.default_width, height or limits.default_height
-    _check_size("width", width, limits)
-    _check_size("height", height, limits)
+    check_size("width", width, limits)
+    check_size("height", height, limits)
     steps = request.steps or limits.default_steps
     check_count(
         "steps",
