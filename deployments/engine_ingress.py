@@ -222,7 +222,10 @@ class EngineIngress:
     ) -> models_pb2.LoadAdapterResponse:
         await self._engine_ready()
         seconds = await self.registry.load_adapter(
-            request.model, _adapter_name(request.name), request.path
+            request.model,
+            _adapter_name(request.name),
+            request.path,
+            request.control_type,
         )
         return models_pb2.LoadAdapterResponse(
             model=self._row(request.model), load_seconds=seconds

@@ -68,8 +68,9 @@ class _Slot:
     pinned: bool = False
     loading: asyncio.Task[None] | None = None
     last_engine: Engine | None = None  # kept for status after an unload
-    # Adapters loaded at run time (name -> path): loaded again with the model.
-    adapters: dict[str, str] = field(default_factory=dict)
+    # Adapters loaded at run time (name -> path, control type or ""): loaded
+    # again with the model.
+    adapters: dict[str, tuple[str, str]] = field(default_factory=dict)
     idle: asyncio.Event = field(default_factory=asyncio.Event)
     # Loads and unloads of one model never overlap (two copies in memory).
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -195,7 +196,9 @@ class ModelRegistry:
             await asyncio.shield(slot.loading)
         await self._unload(slot)
 
-    async def load_adapter(self, model_id: str, name: str, path: str) -> float:
+    async def load_adapter(
+        self, model_id: str, name: str, path: str, control_type: str = ""
+    ) -> float:
         """Load an adapter into a model (loading the model if need be) and
         keep it across unloads; returns the adapter's load seconds."""
         slot = self._slot(model_id)
@@ -206,8 +209,8 @@ class ModelRegistry:
             if engine is None:
                 raise Unavailable(f"model {slot.spec.id!r} was unloaded; retry")
             began = time.monotonic()
-            await _load_adapter(engine, name, real)
-            slot.adapters[name] = real
+            await _load_adapter(engine, name, real, control_type)
+            slot.adapters[name] = (real, control_type)
         logger.info("adapter %s of %s loaded from %s", name, slot.spec.id, real)
         return time.monotonic() - began
 
@@ -305,8 +308,8 @@ class ModelRegistry:
             began = time.monotonic()
             engine = self._make(slot.spec.config)
             await engine.start()
-            for name, path in slot.adapters.items():  # loaded at run time
-                await _load_adapter(engine, name, path)
+            for name, (path, control_type) in slot.adapters.items():  # run time
+                await _load_adapter(engine, name, path, control_type)
             slot.loaded_by = "start"
             slot.engine, slot.state = engine, ModelState.LOADED
             slot.last_engine = engine
@@ -428,7 +431,9 @@ class ModelRegistry:
             logger.info("model %s unloaded", slot.spec.id)
 
 
-async def _load_adapter(engine: Engine, name: str, path: str) -> None:
+async def _load_adapter(
+    engine: Engine, name: str, path: str, control_type: str
+) -> None:
     """Load a run-time adapter, noting its files for the response cache."""
-    await engine.load_adapter(name, path)
+    await engine.load_adapter(name, path, control_type)
     engine.adapter_prints[name] = await asyncio.to_thread(fingerprint, path)

@@ -12,6 +12,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,6 +26,7 @@ __all__ = [
     "check_removable",
     "name_in_use",
     "not_an_adapter",
+    "refuse_control_type",
 ]
 
 DRAIN_POLL_S = 0.05
@@ -38,6 +40,16 @@ class AdapterConfig(BaseModel):
 
     name: str = Field(min_length=1, description="Name requests select it by.")
     path: str = Field(description="Folder (or file) holding the adapter weights.")
+
+
+def refuse_control_type(control_type: str) -> None:
+    """LoadAdapter's `control_type` on a family without ControlNets."""
+    if control_type:
+        raise InvalidArgument(
+            field="control_type",
+            value=control_type,
+            allowed="empty: ControlNets are for image models",
+        )
 
 
 def adapter_path(path: str, adapter_dirs: Sequence[str]) -> str:
@@ -76,7 +88,11 @@ def name_in_use(name: str) -> InvalidArgument:
     )
 
 
-def check_removable(name: str, configured: Iterable[AdapterConfig]) -> None:
+class _Named(Protocol):
+    name: str
+
+
+def check_removable(name: str, configured: Iterable[_Named]) -> None:
     """An adapter the config loads at start stays: the config is its source."""
     if name in {adapter.name for adapter in configured}:
         raise InvalidArgument(
@@ -87,11 +103,11 @@ def check_removable(name: str, configured: Iterable[AdapterConfig]) -> None:
         )
 
 
-def not_an_adapter(path: str, error: Exception) -> InvalidArgument:
+def not_an_adapter(
+    path: str, error: Exception, what: str = "a LoRA of this model"
+) -> InvalidArgument:
     """What a backend's refusal of an adapter folder becomes on the wire."""
-    return InvalidArgument(
-        field="path", value=path, allowed="a LoRA of this model", reason=str(error)
-    )
+    return InvalidArgument(field="path", value=path, allowed=what, reason=str(error))
 
 
 class AdapterUsers:

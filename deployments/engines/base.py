@@ -168,8 +168,9 @@ class Engine(abc.ABC):
         """Adapters requests may select (loaded at start or at run time)."""
         return ()
 
-    async def load_adapter(self, name: str, path: str) -> None:
-        """Load an adapter at run time (`path` is already checked)."""
+    async def load_adapter(self, name: str, path: str, control_type: str = "") -> None:
+        """Load an adapter at run time (`path` is already checked);
+        `control_type`: a ControlNet for controls of that type (image only)."""
         raise InvalidArgument(
             field="model",
             value=self.served_id,

@@ -197,3 +197,35 @@ async def test_controls_are_text_to_image_only(
         await engine.generate(
             ImageRequest(prompt="a box", init_image=photo, controls=(control,))
         )
+
+
+async def test_a_controlnet_loaded_at_run_time_serves_its_type(
+    engine: ImageEngine, demo_models: Path, other_photo: bytes
+) -> None:
+    """LoadAdapter with a control type: the demo ControlNet again, as `pose`,
+    gives the pixels of the same weights registered as `depth`; unloading it
+    makes `pose` unknown again; the configured ones stay."""
+    folder = str(demo_models / "image-controlnet")
+
+    def ask(kind: str) -> ImageRequest:
+        control = ControlChoice(type=kind, image=other_photo)
+        return ImageRequest(prompt="a gate", seed=4, controls=(control,))
+
+    await engine.load_adapter("rt-pose", folder, "pose")
+    try:
+        assert "rt-pose (pose)" in engine.limits_info()["controlnets"]
+        assert "rt-pose" in engine.adapters
+        posed = await engine.generate(ask("pose"))
+        assert _data(posed) == _data(await engine.generate(ask("depth")))
+    finally:
+        await engine.unload_adapter("rt-pose")
+    with pytest.raises(NotFound, match="available: canny, depth"):
+        await engine.generate(ask("pose"))
+    with pytest.raises(InvalidArgument, match="name"):  # in the config: stays
+        await engine.unload_adapter("demo-canny")
+    with pytest.raises(InvalidArgument, match="control_type"):  # said what it is
+        await engine.load_adapter("rt-x", folder)
+    lora = str(demo_models / "image/loras/demo-style")
+    with pytest.raises(InvalidArgument, match="a ControlNet of this model"):
+        await engine.load_adapter("rt-y", lora, "pose")
+    assert engine.adapters == ("demo-canny", "demo-depth")

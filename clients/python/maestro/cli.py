@@ -84,7 +84,11 @@ def _models(client: MaestroClient, args: argparse.Namespace) -> int:
         return 0
     if action == "load-adapter":
         reply = client.load_adapter(
-            args.model, args.name, args.path, family=args.family
+            args.model,
+            args.name,
+            args.path,
+            control_type=args.control_type or "",
+            family=args.family,
         )
         print(
             f"{reply.model.id}: adapter {args.name} loaded in "
@@ -213,14 +217,20 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "load":
             action.add_argument("--pin", action="store_true", help="never evict")
     for name, what in (
-        ("load-adapter", "add a LoRA adapter to"),
-        ("unload-adapter", "remove a LoRA adapter from"),
+        ("load-adapter", "add a LoRA adapter (or a ControlNet) to"),
+        ("unload-adapter", "remove a LoRA adapter (or a ControlNet) from"),
     ):
         action = actions.add_parser(name, help=f"{what} a model at run time")
         action.add_argument("model", help="model id (see `maestro models`)")
         action.add_argument("name", help="the name requests select it by")
         if name == "load-adapter":
             action.add_argument("path", help="folder under the model's adapter_dirs")
+            action.add_argument(
+                "--control-type",
+                metavar="TYPE",
+                help="image models: the folder is a ControlNet for this type "
+                "(canny, depth, pose, ...)",
+            )
         action.add_argument("--family", help="its family (default: found by id)")
 
     health = sub.add_parser("health", help="health of each application")

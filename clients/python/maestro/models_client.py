@@ -69,11 +69,15 @@ class ModelAdminMethods:
         name: str,
         path: str,
         *,
+        control_type: str = "",
         family: str | None = None,
         timeout: float | None = None,
     ) -> models_pb2.LoadAdapterResponse:
-        """Add a LoRA adapter (a folder under the model's adapter_dirs)."""
-        request = models_pb2.LoadAdapterRequest(model=model, name=name, path=path)
+        """Add a LoRA adapter (a folder under the model's adapter_dirs), or
+        with `control_type` (image models) a ControlNet for that type."""
+        request = models_pb2.LoadAdapterRequest(
+            model=model, name=name, path=path, control_type=control_type
+        )
         return self._admin("LoadAdapter", request, model, family, timeout)
 
     def unload_adapter(
@@ -146,11 +150,15 @@ class AsyncModelAdminMethods:
         name: str,
         path: str,
         *,
+        control_type: str = "",
         family: str | None = None,
         timeout: float | None = None,
     ) -> models_pb2.LoadAdapterResponse:
-        """Add a LoRA adapter (a folder under the model's adapter_dirs)."""
-        request = models_pb2.LoadAdapterRequest(model=model, name=name, path=path)
+        """Add a LoRA adapter (a folder under the model's adapter_dirs), or
+        with `control_type` (image models) a ControlNet for that type."""
+        request = models_pb2.LoadAdapterRequest(
+            model=model, name=name, path=path, control_type=control_type
+        )
         return await self._admin("LoadAdapter", request, model, family, timeout)
 
     async def unload_adapter(

@@ -38,7 +38,12 @@ from deployments.engines.image.config import (
 )
 from deployments.engines.image.controls import control_map
 from deployments.engines.image.encoding import decode_image, encode_image
-from deployments.engines.image.loading import geometry, load_runner
+from deployments.engines.image.loading import (
+    geometry,
+    is_controlnet,
+    load_controlnet,
+    load_runner,
+)
 from deployments.engines.image.pipeline import (
     ImageJob,
     JobEvent,
@@ -223,7 +228,10 @@ class ImageEngine(Engine):
             raise Unavailable(f"image engine not ready: {self.status_message}")
         job = await self._prepare(request, want_progress)
         self._wire(job)
-        held = self._adapter_users.take(lora.name for lora in job.request.loras)
+        held = self._adapter_users.take(
+            [lora.name for lora in job.request.loras]
+            + [control.model for control in job.request.controls]
+        )
         self.batcher.submit(job)
         try:
             relay = self._relay(
@@ -396,33 +404,69 @@ class ImageEngine(Engine):
 
     @property
     def adapters(self) -> tuple[str, ...]:
-        return () if self.limits is None else self.limits.loras
+        """LoRAs and ControlNets, by name (LoadAdapter / UnloadAdapter)."""
+        if self.limits is None:
+            return ()
+        return (*self.limits.loras, *(name for name, _ in self.limits.controlnets))
 
-    async def load_adapter(self, name: str, path: str) -> None:
-        """Load a LoRA on the pipeline worker (between batches, never during)."""
+    async def load_adapter(self, name: str, path: str, control_type: str = "") -> None:
+        """Load a LoRA, or with `control_type` a ControlNet, on the pipeline
+        worker (between batches, never during)."""
         if self._runner is None or self.limits is None:
             raise Unavailable(f"image engine not ready: {self.status_message}")
-        if name in self.limits.loras:
+        if name in self.adapters:
             raise name_in_use(name)
         loop = asyncio.get_running_loop()
+        if control_type:
+            await loop.run_in_executor(self._worker, self._load_controlnet, name, path)
+            controlnets = (*self.limits.controlnets, (name, control_type))
+            self.limits = replace(self.limits, controlnets=controlnets)
+            return
+        if is_controlnet(path):
+            raise InvalidArgument(
+                field="control_type",
+                allowed="the control type (canny, depth, pose, ...): "
+                f"{path} is a ControlNet, not a LoRA",
+            )
         try:
             await loop.run_in_executor(self._worker, self._runner.load_lora, name, path)
         except (ValueError, OSError, KeyError) as exc:  # not a LoRA of this model
             raise not_an_adapter(path, exc) from None
         self.limits = replace(self.limits, loras=(*self.limits.loras, name))
 
+    def _load_controlnet(self, name: str, path: str) -> None:
+        assert self._runner is not None
+        what = "a ControlNet of this model"
+        if not is_controlnet(path):
+            no_config = ValueError("no config.json of a ControlNetModel in it")
+            raise not_an_adapter(path, no_config, what)
+        try:
+            load_controlnet(self._runner, name, path)
+        except (ValueError, OSError, KeyError, RuntimeError) as exc:
+            self._runner.remove_controlnet(name)
+            raise not_an_adapter(path, exc, what) from None
+
     async def unload_adapter(self, name: str) -> None:
-        """Remove a LoRA once the requests using it (queued too) finished."""
-        check_removable(name, self.config.loras)
+        """Remove a run-time LoRA or ControlNet once the requests using it
+        (queued too) finished."""
+        check_removable(name, [*self.config.loras, *self.config.controlnets])
         if self._runner is None or self.limits is None:
             raise Unavailable(f"image engine not ready: {self.status_message}")
-        if name not in self.limits.loras:
-            raise NotFound(what="adapter", name=name, available=list(self.limits.loras))
-        loras = tuple(n for n in self.limits.loras if n != name)
-        self.limits = replace(self.limits, loras=loras)  # new requests: NOT_FOUND
+        if name not in self.adapters:
+            raise NotFound(what="adapter", name=name, available=list(self.adapters))
+        self.limits = replace(  # new requests: NOT_FOUND
+            self.limits,
+            loras=tuple(n for n in self.limits.loras if n != name),
+            controlnets=tuple(c for c in self.limits.controlnets if c[0] != name),
+        )
         await self._adapter_users.drained(name)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._worker, self._runner.unload_lora, name)
+        if name in self._runner.controlnets:
+            await loop.run_in_executor(
+                self._worker, self._runner.remove_controlnet, name
+            )
+        else:
+            await loop.run_in_executor(self._worker, self._runner.unload_lora, name)
 
     async def _prepare(self, request: ImageRequest, want_progress: bool) -> ImageJob:
         assert self.limits is not None

@@ -9,7 +9,9 @@ Blocking; runs on the engine's worker thread.
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from deployments.engines.image.config import ImageEngineConfig
@@ -17,7 +19,7 @@ from deployments.engines.image.pipeline import PipelineRunner
 from deployments.engines.image.types import SIZE_MULTIPLE
 from deployments.engines.image.video.runner import load_video_runner
 
-__all__ = ["geometry", "load_runner"]
+__all__ = ["geometry", "is_controlnet", "load_controlnet", "load_runner"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ def load_runner(c: ImageEngineConfig, device: str, dtype: Any) -> PipelineRunner
     runner = PipelineRunner(text2img, _image_to_image(text2img, c.model), device=device)
     runner.video = video
     _load_loras(runner, c)
-    _load_controlnets(runner, c, device, dtype)
+    _load_controlnets(runner, c)
     return runner
 
 
@@ -116,28 +118,44 @@ def _load_ip_adapter(pipe: Any, c: ImageEngineConfig) -> None:
         ) from exc
 
 
-def _load_controlnets(
-    runner: PipelineRunner, c: ImageEngineConfig, device: str, dtype: Any
-) -> None:
+def _load_controlnets(runner: PipelineRunner, c: ImageEngineConfig) -> None:
     """The configured ControlNets, each checked to build its pipeline now (a
     ControlNet made for another architecture fails the start, not a request)."""
-    from diffusers import ControlNetModel
-
     if c.controlnets and getattr(runner.text2img, "unet", None) is None:
         raise RuntimeError(
             f"{c.model}: {type(runner.text2img).__name__} takes no UNet "
             "ControlNet; remove `controlnets` from this model's config"
         )
     for control in c.controlnets:
-        model = ControlNetModel.from_pretrained(control.path, dtype=dtype).to(device)
-        runner.add_controlnet(control.name, model)
         try:
-            runner.control_pipe((control.name,))
+            load_controlnet(runner, control.name, control.path)
         except Exception as exc:
             raise RuntimeError(
                 f"ControlNet {control.name!r} ({control.path}) does not fit "
                 f"{c.model}: {exc}"
             ) from exc
+
+
+def is_controlnet(path: str) -> bool:
+    """Whether `path` holds a diffusers ControlNetModel (its config.json)."""
+    config = Path(path) / "config.json"
+    try:
+        return json.loads(config.read_text()).get("_class_name") == "ControlNetModel"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def load_controlnet(runner: PipelineRunner, name: str, path: str) -> None:
+    """Load a ControlNet onto the runner's device and build its pipeline
+    (raises if it does not fit the UNet). Blocking: the worker thread."""
+    from diffusers import ControlNetModel
+
+    if getattr(runner.text2img, "unet", None) is None:
+        raise RuntimeError(f"{type(runner.text2img).__name__} takes no UNet ControlNet")
+    dtype = runner.text2img.unet.dtype
+    model = ControlNetModel.from_pretrained(path, dtype=dtype).to(runner.device)
+    runner.add_controlnet(name, model)
+    runner.control_pipe((name,))
 
 
 def _load_loras(runner: PipelineRunner, c: ImageEngineConfig) -> None:

@@ -193,6 +193,12 @@ class PipelineRunner:
     def add_controlnet(self, name: str, model: Any) -> None:
         self.controlnets[name] = model
 
+    def remove_controlnet(self, name: str) -> None:
+        """Forget a ControlNet and every pipeline made with it."""
+        self.controlnets.pop(name, None)
+        for names in [n for n in self._control_pipes if name in n]:
+            del self._control_pipes[names]
+
     def control_pipe(self, names: tuple[str, ...]) -> Any:
         """The text-to-image pipeline with these ControlNets (diffusers'
         ControlNet pipeline over the same components: the UNet, its LoRAs

@@ -16,7 +16,7 @@ from contextlib import aclosing
 from dataclasses import replace
 from typing import Any
 
-from deployments.engines.adapters import check_removable
+from deployments.engines.adapters import check_removable, refuse_control_type
 from deployments.engines.base import Engine, resolve_device
 from deployments.engines.memory import checkpoint_bytes
 from deployments.engines.text.adapters import LoraSet
@@ -107,7 +107,8 @@ class TextEngine(Engine):
         kv = getattr(cache, "kv_cache_memory_bytes", None) or 0  # 0: unknown
         return checkpoint_bytes(self.config.model) + int(kv)
 
-    async def load_adapter(self, name: str, path: str) -> None:
+    async def load_adapter(self, name: str, path: str, control_type: str = "") -> None:
+        refuse_control_type(control_type)
         if not self.config.max_loras:
             raise InvalidArgument(
                 field="model",

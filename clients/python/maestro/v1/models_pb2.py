@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17maestro/v1/models.proto\x12\nmaestro.v1\"\x13\n\x11ListModelsRequest\"\xc3\x02\n\tModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\"\n\x06\x66\x61mily\x18\x02 \x01(\x0e\x32\x12.maestro.v1.Family\x12\x0e\n\x06\x65ngine\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x04 \x01(\t\x12\r\n\x05ready\x18\x05 \x01(\x08\x12\x16\n\x0estatus_message\x18\x06 \x01(\t\x12\x31\n\x06limits\x18\x07 \x03(\x0b\x32!.maestro.v1.ModelInfo.LimitsEntry\x12/\n\x05stats\x18\x08 \x03(\x0b\x32 .maestro.v1.ModelInfo.StatsEntry\x1a-\n\x0bLimitsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a,\n\nStatsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\";\n\x12ListModelsResponse\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.maestro.v1.ModelInfo\".\n\x10LoadModelRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0b\n\x03pin\x18\x02 \x01(\x08\"9\n\x11LoadModelResponse\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.maestro.v1.ModelInfo\"#\n\x12UnloadModelRequest\x12\r\n\x05model\x18\x01 \x01(\t\";\n\x13UnloadModelResponse\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.maestro.v1.ModelInfo\"?\n\x12LoadAdapterRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\"Q\n\x13LoadAdapterResponse\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.maestro.v1.ModelInfo\x12\x14\n\x0cload_seconds\x18\x02 \x01(\x01\"3\n\x14UnloadAdapterRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"=\n\x15UnloadAdapterResponse\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.maestro.v1.ModelInfo\"A\n\tModelLoad\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x16\n\x0ewaited_seconds\x18\x03 \x01(\x01\"\x13\n\x11\x43\x61\x63heStatsRequest\"\xd3\x01\n\nCacheStats\x12\"\n\x06\x66\x61mily\x18\x01 \x01(\x0e\x32\x12.maestro.v1.Family\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\x12\r\n\x05store\x18\x03 \x01(\t\x12\r\n\x05scope\x18\x04 \x01(\t\x12\x0f\n\x07\x65ntries\x18\x05 \x01(\x03\x12\r\n\x05\x62ytes\x18\x06 \x01(\x03\x12\x11\n\tmax_bytes\x18\x07 \x01(\x03\x12\x0c\n\x04hits\x18\x08 \x01(\x03\x12\x0e\n\x06misses\x18\t \x01(\x03\x12\x11\n\tevictions\x18\n \x01(\x03\x12\x0e\n\x06\x65rrors\x18\x0b \x01(\x03\";\n\x12\x43\x61\x63heStatsResponse\x12%\n\x05stats\x18\x01 \x01(\x0b\x32\x16.maestro.v1.CacheStats\"\x13\n\x11\x43learCacheRequest\"%\n\x12\x43learCacheResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x03*h\n\x06\x46\x61mily\x12\x16\n\x12\x46\x41MILY_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x46\x41MILY_TEXT\x10\x01\x12\x10\n\x0c\x46\x41MILY_IMAGE\x10\x02\x12\x10\n\x0c\x46\x41MILY_VOICE\x10\x03\x12\x11\n\rFAMILY_STUDIO\x10\x04\x32\xb5\x04\n\x0cModelService\x12K\n\nListModels\x12\x1d.maestro.v1.ListModelsRequest\x1a\x1e.maestro.v1.ListModelsResponse\x12H\n\tLoadModel\x12\x1c.maestro.v1.LoadModelRequest\x1a\x1d.maestro.v1.LoadModelResponse\x12N\n\x0bUnloadModel\x12\x1e.maestro.v1.UnloadModelRequest\x1a\x1f.maestro.v1.UnloadModelResponse\x12N\n\x0bLoadAdapter\x12\x1e.maestro.v1.LoadAdapterRequest\x1a\x1f.maestro.v1.LoadAdapterResponse\x12T\n\rUnloadAdapter\x12 .maestro.v1.UnloadAdapterRequest\x1a!.maestro.v1.UnloadAdapterResponse\x12K\n\nCacheStats\x12\x1d.maestro.v1.CacheStatsRequest\x1a\x1e.maestro.v1.CacheStatsResponse\x12K\n\nClearCache\x12\x1d.maestro.v1.ClearCacheRequest\x1a\x1e.maestro.v1.ClearCacheResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17maestro/v1/models.proto\x12\nmaestro.v1\"\x13\n\x11ListModelsRequest\"\xc3\x02\n\tModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\"\n\x06\x66\x61mily\x18\x02 \x01(\x0e\x32\x12.maestro.v1.Family\x12\x0e\n\x06\x65ngine\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x04 \x01(\t\x12\r\n\x05ready\x18\x05 \x01(\x08\x12\x16\n\x0estatus_message\x18\x06 \x01(\t\x12\x31\n\x06limits\x18\x07 \x03(\x0b\x32!.maestro.v1.ModelInfo.LimitsEntry\x12/\n\x05stats\x18\x08 \x03(\x0b\x32 .maestro.v1.ModelInfo.StatsEntry\x1a-\n\x0bLimitsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a,\n\nStatsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\";\n\x12ListModelsResponse\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.maestro.v1.ModelInfo\".\n\x10LoadModelRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0b\n\x03pin\x18\x02 \x01(\x08\"9\n\x11LoadModelResponse\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.maestro.v1.ModelInfo\"#\n\x12UnloadModelRequest\x12\r\n\x05model\x18\x01 \x01(\t\";\n\x13UnloadModelResponse\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.maestro.v1.ModelInfo\"U\n\x12LoadAdapterRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12\x14\n\x0c\x63ontrol_type\x18\x04 \x01(\t\"Q\n\x13LoadAdapterResponse\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.maestro.v1.ModelInfo\x12\x14\n\x0cload_seconds\x18\x02 \x01(\x01\"3\n\x14UnloadAdapterRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"=\n\x15UnloadAdapterResponse\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.maestro.v1.ModelInfo\"A\n\tModelLoad\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x16\n\x0ewaited_seconds\x18\x03 \x01(\x01\"\x13\n\x11\x43\x61\x63heStatsRequest\"\xd3\x01\n\nCacheStats\x12\"\n\x06\x66\x61mily\x18\x01 \x01(\x0e\x32\x12.maestro.v1.Family\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\x12\r\n\x05store\x18\x03 \x01(\t\x12\r\n\x05scope\x18\x04 \x01(\t\x12\x0f\n\x07\x65ntries\x18\x05 \x01(\x03\x12\r\n\x05\x62ytes\x18\x06 \x01(\x03\x12\x11\n\tmax_bytes\x18\x07 \x01(\x03\x12\x0c\n\x04hits\x18\x08 \x01(\x03\x12\x0e\n\x06misses\x18\t \x01(\x03\x12\x11\n\tevictions\x18\n \x01(\x03\x12\x0e\n\x06\x65rrors\x18\x0b \x01(\x03\";\n\x12\x43\x61\x63heStatsResponse\x12%\n\x05stats\x18\x01 \x01(\x0b\x32\x16.maestro.v1.CacheStats\"\x13\n\x11\x43learCacheRequest\"%\n\x12\x43learCacheResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x03*h\n\x06\x46\x61mily\x12\x16\n\x12\x46\x41MILY_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x46\x41MILY_TEXT\x10\x01\x12\x10\n\x0c\x46\x41MILY_IMAGE\x10\x02\x12\x10\n\x0c\x46\x41MILY_VOICE\x10\x03\x12\x11\n\rFAMILY_STUDIO\x10\x04\x32\xb5\x04\n\x0cModelService\x12K\n\nListModels\x12\x1d.maestro.v1.ListModelsRequest\x1a\x1e.maestro.v1.ListModelsResponse\x12H\n\tLoadModel\x12\x1c.maestro.v1.LoadModelRequest\x1a\x1d.maestro.v1.LoadModelResponse\x12N\n\x0bUnloadModel\x12\x1e.maestro.v1.UnloadModelRequest\x1a\x1f.maestro.v1.UnloadModelResponse\x12N\n\x0bLoadAdapter\x12\x1e.maestro.v1.LoadAdapterRequest\x1a\x1f.maestro.v1.LoadAdapterResponse\x12T\n\rUnloadAdapter\x12 .maestro.v1.UnloadAdapterRequest\x1a!.maestro.v1.UnloadAdapterResponse\x12K\n\nCacheStats\x12\x1d.maestro.v1.CacheStatsRequest\x1a\x1e.maestro.v1.CacheStatsResponse\x12K\n\nClearCache\x12\x1d.maestro.v1.ClearCacheRequest\x1a\x1e.maestro.v1.ClearCacheResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,8 +35,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELINFO_LIMITSENTRY']._serialized_options = b'8\001'
   _globals['_MODELINFO_STATSENTRY']._loaded_options = None
   _globals['_MODELINFO_STATSENTRY']._serialized_options = b'8\001'
-  _globals['_FAMILY']._serialized_start=1339
-  _globals['_FAMILY']._serialized_end=1443
+  _globals['_FAMILY']._serialized_start=1361
+  _globals['_FAMILY']._serialized_end=1465
   _globals['_LISTMODELSREQUEST']._serialized_start=39
   _globals['_LISTMODELSREQUEST']._serialized_end=58
   _globals['_MODELINFO']._serialized_start=61
@@ -56,25 +56,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UNLOADMODELRESPONSE']._serialized_start=591
   _globals['_UNLOADMODELRESPONSE']._serialized_end=650
   _globals['_LOADADAPTERREQUEST']._serialized_start=652
-  _globals['_LOADADAPTERREQUEST']._serialized_end=715
-  _globals['_LOADADAPTERRESPONSE']._serialized_start=717
-  _globals['_LOADADAPTERRESPONSE']._serialized_end=798
-  _globals['_UNLOADADAPTERREQUEST']._serialized_start=800
-  _globals['_UNLOADADAPTERREQUEST']._serialized_end=851
-  _globals['_UNLOADADAPTERRESPONSE']._serialized_start=853
-  _globals['_UNLOADADAPTERRESPONSE']._serialized_end=914
-  _globals['_MODELLOAD']._serialized_start=916
-  _globals['_MODELLOAD']._serialized_end=981
-  _globals['_CACHESTATSREQUEST']._serialized_start=983
-  _globals['_CACHESTATSREQUEST']._serialized_end=1002
-  _globals['_CACHESTATS']._serialized_start=1005
-  _globals['_CACHESTATS']._serialized_end=1216
-  _globals['_CACHESTATSRESPONSE']._serialized_start=1218
-  _globals['_CACHESTATSRESPONSE']._serialized_end=1277
-  _globals['_CLEARCACHEREQUEST']._serialized_start=1279
-  _globals['_CLEARCACHEREQUEST']._serialized_end=1298
-  _globals['_CLEARCACHERESPONSE']._serialized_start=1300
-  _globals['_CLEARCACHERESPONSE']._serialized_end=1337
-  _globals['_MODELSERVICE']._serialized_start=1446
-  _globals['_MODELSERVICE']._serialized_end=2011
+  _globals['_LOADADAPTERREQUEST']._serialized_end=737
+  _globals['_LOADADAPTERRESPONSE']._serialized_start=739
+  _globals['_LOADADAPTERRESPONSE']._serialized_end=820
+  _globals['_UNLOADADAPTERREQUEST']._serialized_start=822
+  _globals['_UNLOADADAPTERREQUEST']._serialized_end=873
+  _globals['_UNLOADADAPTERRESPONSE']._serialized_start=875
+  _globals['_UNLOADADAPTERRESPONSE']._serialized_end=936
+  _globals['_MODELLOAD']._serialized_start=938
+  _globals['_MODELLOAD']._serialized_end=1003
+  _globals['_CACHESTATSREQUEST']._serialized_start=1005
+  _globals['_CACHESTATSREQUEST']._serialized_end=1024
+  _globals['_CACHESTATS']._serialized_start=1027
+  _globals['_CACHESTATS']._serialized_end=1238
+  _globals['_CACHESTATSRESPONSE']._serialized_start=1240
+  _globals['_CACHESTATSRESPONSE']._serialized_end=1299
+  _globals['_CLEARCACHEREQUEST']._serialized_start=1301
+  _globals['_CLEARCACHEREQUEST']._serialized_end=1320
+  _globals['_CLEARCACHERESPONSE']._serialized_start=1322
+  _globals['_CLEARCACHERESPONSE']._serialized_end=1359
+  _globals['_MODELSERVICE']._serialized_start=1468
+  _globals['_MODELSERVICE']._serialized_end=2033
 # @@protoc_insertion_point(module_scope)

@@ -257,6 +257,7 @@ class LoadAdapterRequest(_message.Message):
     MODEL_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     PATH_FIELD_NUMBER: _builtins.int
+    CONTROL_TYPE_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """A registered model id; empty: the family's default."""
     name: _builtins.str
@@ -265,16 +266,22 @@ class LoadAdapterRequest(_message.Message):
     """A folder on the replicas' filesystem under one of the model's
     `adapter_dirs` (relative: to the project), e.g. a PEFT LoRA.
     """
+    control_type: _builtins.str
+    """Image models: the folder is a diffusers ControlNetModel for controls of
+    this type (canny, depth, pose, ...), picked by requests like the
+    configured ones; empty: a LoRA. Other families: must be empty.
+    """
     def __init__(
         self,
         *,
         model: _builtins.str = ...,
         name: _builtins.str = ...,
         path: _builtins.str = ...,
+        control_type: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "name", b"name", "path", b"path"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["control_type", b"control_type", "model", b"model", "name", b"name", "path", b"path"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

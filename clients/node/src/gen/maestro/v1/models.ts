@@ -139,6 +139,12 @@ export interface LoadAdapterRequest {
    * `adapter_dirs` (relative: to the project), e.g. a PEFT LoRA.
    */
   path: string;
+  /**
+   * Image models: the folder is a diffusers ControlNetModel for controls of
+   * this type (canny, depth, pose, ...), picked by requests like the
+   * configured ones; empty: a LoRA. Other families: must be empty.
+   */
+  controlType: string;
 }
 
 export interface LoadAdapterResponse {
@@ -1038,7 +1044,7 @@ export const UnloadModelResponse: MessageFns<UnloadModelResponse> = {
 };
 
 function createBaseLoadAdapterRequest(): LoadAdapterRequest {
-  return { model: "", name: "", path: "" };
+  return { model: "", name: "", path: "", controlType: "" };
 }
 
 export const LoadAdapterRequest: MessageFns<LoadAdapterRequest> = {
@@ -1051,6 +1057,9 @@ export const LoadAdapterRequest: MessageFns<LoadAdapterRequest> = {
     }
     if (message.path !== "") {
       writer.uint32(26).string(message.path);
+    }
+    if (message.controlType !== "") {
+      writer.uint32(34).string(message.controlType);
     }
     return writer;
   },
@@ -1092,6 +1101,14 @@ export const LoadAdapterRequest: MessageFns<LoadAdapterRequest> = {
             message.path = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.controlType = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1109,6 +1126,11 @@ export const LoadAdapterRequest: MessageFns<LoadAdapterRequest> = {
       model: isSet(object.model) ? globalThis.String(object.model) : "",
       name: isSet(object.name) ? globalThis.String(object.name) : "",
       path: isSet(object.path) ? globalThis.String(object.path) : "",
+      controlType: isSet(object.controlType)
+        ? globalThis.String(object.controlType)
+        : isSet(object.control_type)
+        ? globalThis.String(object.control_type)
+        : "",
     };
   },
 
@@ -1123,6 +1145,9 @@ export const LoadAdapterRequest: MessageFns<LoadAdapterRequest> = {
     if (message.path !== "") {
       obj.path = message.path;
     }
+    if (message.controlType !== "") {
+      obj.controlType = message.controlType;
+    }
     return obj;
   },
 
@@ -1134,6 +1159,7 @@ export const LoadAdapterRequest: MessageFns<LoadAdapterRequest> = {
     message.model = object.model ?? "";
     message.name = object.name ?? "";
     message.path = object.path ?? "";
+    message.controlType = object.controlType ?? "";
     return message;
   },
 };
