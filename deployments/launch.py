@@ -54,6 +54,12 @@ RAY_SERVE_ENV = {
         envs.RAY_SERVE_GRPC_MAX_MESSAGE_SIZE.default
     ),
 }
+# Not set, measured (issue 15): Ray's RAY_worker_niceness (15 for every
+# replica, vLLM's engine core and HAProxy) at 0 streamed 0.78x the tokens
+# (median of 5 alternating pairs, 4 lost;
+# bench/reports/lever-worker-niceness-20261203T142525Z.md); and
+# RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD=0 0.93x
+# (bench/reports/lever-user-code-thread-20261202T173400Z.md). Ray's defaults stay.
 METRICS_PORT_VAR = envs.MAESTRO_METRICS_EXPORT_PORT.name
 DASHBOARD_PORT_VAR = envs.MAESTRO_DASHBOARD_PORT.name
 
