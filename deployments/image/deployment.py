@@ -139,9 +139,7 @@ class ImageDeployment(HttpIngress, EngineIngress):
                 )
 
             return await self.cache.unary(
-                self.cache.form_key(
-                    "GenerateVideo", engine.video_cache_form(engine_request)
-                ),
+                self.cache.key(engine, "GenerateVideo", engine_request),
                 image_pb2.GenerateVideoResponse,
                 request_id,
                 produce,
@@ -172,9 +170,7 @@ class ImageDeployment(HttpIngress, EngineIngress):
                                 yield image_pb2.StreamVideoResponse(progress=progress)
 
             replies = self.cache.stream(
-                self.cache.form_key(
-                    "StreamVideo", engine.video_cache_form(engine_request)
-                ),
+                self.cache.key(engine, "StreamVideo", engine_request),
                 image_pb2.StreamVideoResponse,
                 request_id,
                 produce,

@@ -145,6 +145,7 @@ async def test_interpolation_adds_frames_and_fps(engine: ImageEngine) -> None:
     frames, (_, rate) = _mp4_frames(result.video.data)
     assert len(frames) == result.video.num_frames == (4 - 1) * 3 + 1
     assert rate == result.video.fps == 24
+    # A value, not a timing: both parts of the clip's time are reported.
     assert result.encode_seconds > 0 and result.denoise_seconds > 0
 
 
@@ -266,7 +267,7 @@ async def test_seeded_clips_have_cache_keys_with_defaults_filled_in(
     from deployments.cache.keys import cache_key
 
     def key(request: VideoRequest) -> str | None:
-        form = engine.video_cache_form(request)
+        form = engine.cache_form(request)
         return (
             None
             if form is None

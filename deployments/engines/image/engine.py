@@ -588,25 +588,24 @@ class ImageEngine(Engine):
             **_video_info(self.video_limits),
         }
 
-    def cache_form(self, request: ImageRequest) -> dict[str, Any] | None:
-        """Seeded requests, defaults filled in (previews change only the
-        progress events, not the result). With an init image the size
-        follows the image, so its fields are keyed as sent."""
-        if self.limits is None or request.seed is None:
+    def cache_form(self, request: ImageRequest | VideoRequest) -> dict[str, Any] | None:
+        """Seeded requests, images or videos, defaults filled in (previews
+        change only the progress events, not the result). With an init image
+        the size follows the image, so its fields are keyed as sent."""
+        if request.seed is None:
+            return None
+        if isinstance(request, VideoRequest):
+            if self.video_limits is None:
+                return None
+            if not request.init_image:
+                request = resolve_video(request, self.video_limits)
+            return self._identified(replace(request, request_id="", preview_every=0))
+        if self.limits is None:
             return None
         if not request.init_image:
             request = resolve(apply_style(request, self.styles), self.limits)
         form = replace(request, request_id="", preview_every=0)
         return self._identified(form, tuple(lora.name for lora in request.loras))
-
-    def video_cache_form(self, request: VideoRequest) -> dict[str, Any] | None:
-        """As `cache_form`, for seeded video requests (None: not cached)."""
-        if self.video_limits is None or request.seed is None:
-            return None
-        if not request.init_image:
-            request = resolve_video(request, self.video_limits)
-        form = replace(request, request_id="", preview_every=0)
-        return self._identified(form)
 
     def stats(self) -> dict[str, str]:
         """Live counters for ListModels."""
